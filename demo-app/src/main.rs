@@ -1,0 +1,2 @@
+//! Demo app.
+fn main() {}

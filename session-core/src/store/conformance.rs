@@ -1,0 +1,1 @@
+//! Shared conformance suite every store must pass.

@@ -1,0 +1,1 @@
+//! Raft-replicated session store (work in progress).

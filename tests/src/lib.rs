@@ -1,0 +1,1 @@
+//! Cross-crate integration test helpers for raft-sessions.
