@@ -34,7 +34,19 @@ pub type Version = u64;
 
 /// A point in the store's history that a client has seen (for the Raft store,
 /// a log index). [`ConsistencyToken::NONE`] asks for nothing.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, PartialOrd, Ord, Hash)]
+#[derive(
+    Debug,
+    Clone,
+    Copy,
+    Default,
+    PartialEq,
+    Eq,
+    PartialOrd,
+    Ord,
+    Hash,
+    serde::Serialize,
+    serde::Deserialize,
+)]
 pub struct ConsistencyToken(pub u64);
 
 impl ConsistencyToken {
@@ -48,7 +60,7 @@ impl ConsistencyToken {
 }
 
 /// What a successful write returns.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct Committed {
     /// The record's new version (compare-and-set uses it).
     pub version: Version,
@@ -56,8 +68,9 @@ pub struct Committed {
     pub token: ConsistencyToken,
 }
 
-/// Why a store call failed.
-#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+/// Why a store call failed. Serde so that a replicated store can carry it
+/// back from the node that applied the change.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error, serde::Serialize, serde::Deserialize)]
 pub enum StoreError {
     /// The session does not exist (never did, expired, or was deleted).
     #[error("session not found")]
