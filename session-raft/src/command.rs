@@ -1,0 +1,97 @@
+//! The session commands carried by Raft log entries, and what applying one
+//! returns.
+//!
+//! A command holds everything its application needs, including the time: the
+//! proposer stamps `now` before proposing, so every replica applies the same
+//! entry to the same effect without reading a clock.
+
+use std::fmt;
+
+use serde::{Deserialize, Serialize};
+use session_core::{ChangeSet, NewSession, SessionId, StoreError, UnixMillis, Version};
+
+/// One replicated change to the session map.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub enum Command {
+    /// Create a session; fails with [`StoreError::IdExists`] if a live session
+    /// has the id. `session.created_at` is the time used for "live".
+    Create {
+        /// Id of the new session.
+        id: SessionId,
+        /// Its initial contents.
+        session: NewSession,
+    },
+    /// Apply a change set (possibly rotating the id) to a live session.
+    Apply {
+        /// Session to change.
+        id: SessionId,
+        /// The changes.
+        changes: ChangeSet,
+        /// Time stamped by the proposer; decides whether the session is live.
+        now: UnixMillis,
+    },
+    /// Delete a session; deleting a missing session succeeds.
+    Delete {
+        /// Session to delete.
+        id: SessionId,
+    },
+    /// Drop every session whose `expires_at <= now` (the leader's expiry timer).
+    ExpireBefore {
+        /// Time stamped by the leader.
+        now: UnixMillis,
+    },
+}
+
+impl Command {
+    /// The session this command is about, if it is about one.
+    pub fn session_id(&self) -> Option<&SessionId> {
+        match self {
+            Command::Create { id, .. } | Command::Apply { id, .. } | Command::Delete { id } => {
+                Some(id)
+            }
+            Command::ExpireBefore { .. } => None,
+        }
+    }
+}
+
+/// Display is used by openraft's logging; ids are bearer secrets, so only their
+/// shortened `Debug` form is printed, and never session data.
+impl fmt::Display for Command {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Command::Create { id, .. } => write!(f, "create {id:?}"),
+            Command::Apply { id, changes, now } => write!(
+                f,
+                "apply {id:?} at {now} (set {}, remove {}, clear {}, rotate {})",
+                changes.set.len(),
+                changes.remove.len(),
+                changes.clear,
+                changes.rotate_to.is_some()
+            ),
+            Command::Delete { id } => write!(f, "delete {id:?}"),
+            Command::ExpireBefore { now } => write!(f, "expire-before {now}"),
+        }
+    }
+}
+
+/// Result of applying one [`Command`]: on success the log index of the entry,
+/// which is the record's new version and the write's consistency token.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct CommandResponse {
+    /// The outcome, decided identically on every replica.
+    pub result: Result<Version, StoreError>,
+}
+
+impl CommandResponse {
+    /// A success at log index `version`.
+    pub fn ok(version: Version) -> Self {
+        Self {
+            result: Ok(version),
+        }
+    }
+
+    /// A refusal.
+    pub fn err(error: StoreError) -> Self {
+        Self { result: Err(error) }
+    }
+}

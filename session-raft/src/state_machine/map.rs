@@ -1,0 +1,273 @@
+//! The replicated session map: sharded for concurrent reads, written only by
+//! the state machine's apply step.
+//!
+//! Readers ([`SessionReader`]) take one shard's read lock for one lookup, so
+//! request handlers on many threads do not contend with each other, and only
+//! briefly with the single writer. Records are `Arc`s: a read hands out a
+//! shared pointer, and the writer changes a record copy-on-write
+//! (`Arc::make_mut`), so a record being read or captured by a snapshot is never
+//! mutated under its holder and is only copied when actually shared.
+
+use std::collections::HashMap;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::Arc;
+
+use parking_lot::RwLock;
+use session_core::{
+    ChangeSet, NewSession, SessionId, SessionRecord, StoreError, UnixMillis, Version,
+};
+use tokio::sync::watch;
+
+use crate::command::{Command, CommandResponse};
+
+/// Number of shards; a power of two so that the shard is a mask of the id.
+const SHARD_COUNT: usize = 64;
+
+type Shard = HashMap<SessionId, Arc<SessionRecord>>;
+
+/// State shared by the state machine (the only writer) and its readers.
+#[derive(Debug)]
+pub(crate) struct SessionMap {
+    shards: Box<[RwLock<Shard>]>,
+    /// Number of records, kept exactly by the single writer.
+    count: AtomicUsize,
+    /// Log index of the last applied entry (0 before any).
+    applied: watch::Sender<u64>,
+}
+
+impl SessionMap {
+    pub(crate) fn new() -> Self {
+        let shards = (0..SHARD_COUNT)
+            .map(|_| RwLock::new(Shard::new()))
+            .collect::<Vec<_>>()
+            .into_boxed_slice();
+        Self {
+            shards,
+            count: AtomicUsize::new(0),
+            applied: watch::Sender::new(0),
+        }
+    }
+
+    /// Ids are 128 random bits, so their first bytes spread evenly over shards.
+    fn shard_index(id: &SessionId) -> usize {
+        let bytes = id.random_bytes();
+        (usize::from(bytes[0]) | (usize::from(bytes[1]) << 8)) & (SHARD_COUNT - 1)
+    }
+
+    fn shard(&self, id: &SessionId) -> &RwLock<Shard> {
+        &self.shards[Self::shard_index(id)]
+    }
+
+    /// Publishes `index` as applied, waking token waiters.
+    pub(crate) fn publish_applied(&self, index: u64) {
+        self.applied.send_if_modified(|current| {
+            if *current == index {
+                false
+            } else {
+                *current = index;
+                true
+            }
+        });
+    }
+
+    /// Applies one command at log index `index`. Deterministic: reads no
+    /// clock and no randomness, only the command and the map.
+    pub(crate) fn apply_command(&self, command: &Command, index: u64) -> CommandResponse {
+        let result = match command {
+            Command::Create { id, session } => self.create(id, session, index),
+            Command::Apply { id, changes, now } => self.change(id, changes, *now, index),
+            Command::Delete { id } => {
+                if self.shard(id).write().remove(id).is_some() {
+                    self.count.fetch_sub(1, Ordering::Relaxed);
+                }
+                Ok(index)
+            }
+            Command::ExpireBefore { now } => {
+                self.expire_before(*now);
+                Ok(index)
+            }
+        };
+        CommandResponse { result }
+    }
+
+    fn create(
+        &self,
+        id: &SessionId,
+        session: &NewSession,
+        index: u64,
+    ) -> Result<Version, StoreError> {
+        // The creation time is the proposer's clock and decides whether an old
+        // record under this id still counts as live.
+        let now = session.created_at;
+        let mut shard = self.shard(id).write();
+        let replaced = match shard.get(id) {
+            Some(existing) if !existing.is_expired(now) => return Err(StoreError::IdExists),
+            Some(_) => true,
+            None => false,
+        };
+        // The NewSession is in the log entry, which openraft owns; cloning its
+        // data once is the cost of building the record.
+        let record = session.clone().into_record(index)?;
+        shard.insert(*id, Arc::new(record));
+        if !replaced {
+            self.count.fetch_add(1, Ordering::Relaxed);
+        }
+        Ok(index)
+    }
+
+    fn change(
+        &self,
+        id: &SessionId,
+        changes: &ChangeSet,
+        now: UnixMillis,
+        index: u64,
+    ) -> Result<Version, StoreError> {
+        match changes.rotate_to {
+            Some(new_id) if new_id != *id => {
+                self.change_and_rotate(id, new_id, changes, now, index)
+            }
+            _ => {
+                let mut shard = self.shard(id).write();
+                let record = match shard.get_mut(id) {
+                    Some(record) if !record.is_expired(now) => record,
+                    _ => return Err(StoreError::NotFound),
+                };
+                Arc::make_mut(record).apply(changes, index)?;
+                Ok(index)
+            }
+        }
+    }
+
+    /// Applies `changes` and moves the record from `old_id` to `new_id`, with
+    /// both shards locked (in index order, so never deadlocking) so that no
+    /// reader sees the session under both ids or under neither.
+    fn change_and_rotate(
+        &self,
+        old_id: &SessionId,
+        new_id: SessionId,
+        changes: &ChangeSet,
+        now: UnixMillis,
+        index: u64,
+    ) -> Result<Version, StoreError> {
+        let (old_index, new_index) = (Self::shard_index(old_id), Self::shard_index(&new_id));
+        let rotate = |old_shard: &mut Shard, new_shard: Option<&mut Shard>| {
+            match old_shard.get(old_id) {
+                Some(record) if !record.is_expired(now) => {}
+                _ => return Err(StoreError::NotFound),
+            }
+            let taken = |shard: &Shard| shard.get(&new_id).is_some_and(|r| !r.is_expired(now));
+            let target_taken = match &new_shard {
+                Some(shard) => taken(shard),
+                None => taken(old_shard),
+            };
+            if target_taken {
+                return Err(StoreError::IdExists);
+            }
+            let mut record = old_shard.remove(old_id).ok_or(StoreError::NotFound)?;
+            if let Err(error) = Arc::make_mut(&mut record).apply(changes, index) {
+                // Nothing changed: put the record back where it was.
+                old_shard.insert(*old_id, record);
+                return Err(error);
+            }
+            let replaced = match new_shard {
+                Some(shard) => shard.insert(new_id, record),
+                None => old_shard.insert(new_id, record),
+            };
+            Ok(replaced.is_some())
+        };
+        let replaced_expired = if old_index == new_index {
+            let mut shard = self.shards[old_index].write();
+            rotate(&mut shard, None)?
+        } else if old_index < new_index {
+            let mut old_shard = self.shards[old_index].write();
+            let mut new_shard = self.shards[new_index].write();
+            rotate(&mut old_shard, Some(&mut new_shard))?
+        } else {
+            let mut new_shard = self.shards[new_index].write();
+            let mut old_shard = self.shards[old_index].write();
+            rotate(&mut old_shard, Some(&mut new_shard))?
+        };
+        if replaced_expired {
+            // An expired record under the new id was overwritten: one fewer.
+            self.count.fetch_sub(1, Ordering::Relaxed);
+        }
+        Ok(index)
+    }
+
+    fn expire_before(&self, now: UnixMillis) {
+        for shard in self.shards.iter() {
+            let mut shard = shard.write();
+            let before = shard.len();
+            shard.retain(|_, record| !record.is_expired(now));
+            self.count
+                .fetch_sub(before - shard.len(), Ordering::Relaxed);
+        }
+    }
+
+    /// Every record, as shared pointers: a consistent view when the caller
+    /// holds the writer's `&mut` (no apply can run meanwhile).
+    pub(crate) fn capture(&self) -> Vec<(SessionId, Arc<SessionRecord>)> {
+        let mut all = Vec::with_capacity(self.count.load(Ordering::Relaxed));
+        for shard in self.shards.iter() {
+            let shard = shard.read();
+            all.extend(shard.iter().map(|(id, record)| (*id, Arc::clone(record))));
+        }
+        all
+    }
+
+    /// Replaces the whole contents (snapshot install).
+    pub(crate) fn replace_all(&self, records: Vec<(SessionId, SessionRecord)>) {
+        let mut fresh: Vec<Shard> = (0..SHARD_COUNT).map(|_| Shard::new()).collect();
+        for (id, record) in records {
+            fresh[Self::shard_index(&id)].insert(id, Arc::new(record));
+        }
+        let mut count = 0;
+        for (slot, shard) in self.shards.iter().zip(fresh) {
+            count += shard.len();
+            *slot.write() = shard;
+        }
+        self.count.store(count, Ordering::Relaxed);
+    }
+}
+
+/// A cheap, clonable, read-only handle onto the state machine's session map.
+///
+/// Obtained with [`crate::StateMachineStore::reader`]; it stays valid for the
+/// life of the process and sees every apply and snapshot install.
+#[derive(Debug, Clone)]
+pub struct SessionReader {
+    map: Arc<SessionMap>,
+}
+
+impl SessionReader {
+    pub(crate) fn new(map: Arc<SessionMap>) -> Self {
+        Self { map }
+    }
+
+    /// The session under `id`, unless missing or expired at `now`.
+    pub fn get(&self, id: &SessionId, now: UnixMillis) -> Option<Arc<SessionRecord>> {
+        let shard = self.map.shard(id).read();
+        shard
+            .get(id)
+            .filter(|record| !record.is_expired(now))
+            .cloned()
+    }
+
+    /// Number of records held, including expired ones not yet dropped by an
+    /// expire-before command.
+    pub fn session_count(&self) -> usize {
+        self.map.count.load(Ordering::Relaxed)
+    }
+
+    /// Log index of the last applied entry (0 before any). A write whose
+    /// consistency token is `<=` this is visible to [`Self::get`].
+    pub fn applied_index(&self) -> u64 {
+        *self.map.applied.borrow()
+    }
+
+    /// A receiver of the applied index, to wait until a consistency token's
+    /// index is applied, e.g. with `receiver.wait_for(|i| *i >= token)`.
+    pub fn watch_applied(&self) -> watch::Receiver<u64> {
+        self.map.applied.subscribe()
+    }
+}
