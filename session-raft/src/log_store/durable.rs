@@ -1,0 +1,221 @@
+//! The durable log backend: one redb database (see the parent module for why).
+//!
+//! Tables: `entries` maps a log index to a bincode-encoded entry; `meta` holds
+//! the vote, the committed log id and the last purged log id, each
+//! bincode-encoded under a fixed key.
+
+use std::io;
+use std::path::Path;
+
+use redb::{Database, Durability, ReadableDatabase as _, ReadableTable as _, TableDefinition};
+use serde::de::DeserializeOwned;
+use serde::Serialize;
+
+use crate::types::{Entry, LogId, Vote};
+
+const ENTRIES: TableDefinition<u64, &[u8]> = TableDefinition::new("entries");
+const META: TableDefinition<&str, &[u8]> = TableDefinition::new("meta");
+
+const VOTE_KEY: &str = "vote";
+const COMMITTED_KEY: &str = "committed";
+const LAST_PURGED_KEY: &str = "last_purged";
+
+/// Largest value decoded from the database; more means corruption.
+const MAX_VALUE_BYTES: usize = 256 << 20;
+
+fn config() -> impl bincode::config::Config {
+    bincode::config::standard().with_limit::<MAX_VALUE_BYTES>()
+}
+
+fn encode<T: Serialize>(value: &T) -> io::Result<Vec<u8>> {
+    bincode::serde::encode_to_vec(value, config()).map_err(io::Error::other)
+}
+
+fn decode<T: DeserializeOwned>(bytes: &[u8], what: &str) -> io::Result<T> {
+    match bincode::serde::decode_from_slice(bytes, config()) {
+        Ok((value, used)) if used == bytes.len() => Ok(value),
+        Ok(_) => Err(io::Error::new(
+            io::ErrorKind::InvalidData,
+            format!("raft log: trailing bytes in stored {what}"),
+        )),
+        Err(e) => Err(io::Error::new(
+            io::ErrorKind::InvalidData,
+            format!("raft log: stored {what} does not decode: {e}"),
+        )),
+    }
+}
+
+fn db_error(e: impl Into<redb::Error>) -> io::Error {
+    io::Error::other(e.into())
+}
+
+/// The redb-backed log.
+pub(super) struct DurableLog {
+    db: Database,
+}
+
+impl std::fmt::Debug for DurableLog {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("DurableLog")
+    }
+}
+
+impl DurableLog {
+    pub(super) fn open(path: &Path) -> io::Result<Self> {
+        let db = Database::create(path)
+            .map_err(|e| io::Error::other(format!("opening raft log {}: {e}", path.display())))?;
+        let log = Self { db };
+        // Create the tables up front, so that read transactions find them.
+        log.commit(Durability::Immediate, |txn| {
+            txn.open_table(ENTRIES).map_err(db_error)?;
+            txn.open_table(META).map_err(db_error)?;
+            Ok(())
+        })?;
+        Ok(log)
+    }
+
+    /// Runs `body` in a write transaction committed with `durability`.
+    fn commit<T>(
+        &self,
+        durability: Durability,
+        body: impl FnOnce(&redb::WriteTransaction) -> io::Result<T>,
+    ) -> io::Result<T> {
+        let mut txn = self.db.begin_write().map_err(db_error)?;
+        txn.set_durability(durability).map_err(io::Error::other)?;
+        let value = body(&txn)?;
+        txn.commit().map_err(db_error)?;
+        Ok(value)
+    }
+
+    fn read_meta<T: DeserializeOwned>(&self, key: &str) -> io::Result<Option<T>> {
+        let txn = self.db.begin_read().map_err(db_error)?;
+        let table = txn.open_table(META).map_err(db_error)?;
+        match table.get(key).map_err(db_error)? {
+            Some(bytes) => decode(bytes.value(), key).map(Some),
+            None => Ok(None),
+        }
+    }
+
+    fn write_meta<T: Serialize>(
+        &self,
+        key: &str,
+        value: &T,
+        durability: Durability,
+    ) -> io::Result<()> {
+        let bytes = encode(value)?;
+        self.commit(durability, |txn| {
+            let mut table = txn.open_table(META).map_err(db_error)?;
+            table.insert(key, bytes.as_slice()).map_err(db_error)?;
+            Ok(())
+        })
+    }
+
+    pub(super) fn entries(&self, start: u64, end: Option<u64>) -> io::Result<Vec<Entry>> {
+        if end.is_some_and(|end| end <= start) {
+            return Ok(Vec::new());
+        }
+        let txn = self.db.begin_read().map_err(db_error)?;
+        let table = txn.open_table(ENTRIES).map_err(db_error)?;
+        let range = match end {
+            Some(end) => table.range(start..end),
+            None => table.range(start..),
+        }
+        .map_err(db_error)?;
+        let mut entries = Vec::new();
+        for item in range {
+            let (_, value) = item.map_err(db_error)?;
+            entries.push(decode(value.value(), "log entry")?);
+        }
+        Ok(entries)
+    }
+
+    pub(super) fn vote(&self) -> io::Result<Option<Vote>> {
+        self.read_meta(VOTE_KEY)
+    }
+
+    pub(super) fn committed(&self) -> io::Result<Option<LogId>> {
+        Ok(self.read_meta::<Option<LogId>>(COMMITTED_KEY)?.flatten())
+    }
+
+    /// Last purged log id and last present entry's log id.
+    pub(super) fn state(&self) -> io::Result<(Option<LogId>, Option<LogId>)> {
+        let txn = self.db.begin_read().map_err(db_error)?;
+        let meta = txn.open_table(META).map_err(db_error)?;
+        let last_purged = match meta.get(LAST_PURGED_KEY).map_err(db_error)? {
+            Some(bytes) => Some(decode::<LogId>(bytes.value(), "last purged log id")?),
+            None => None,
+        };
+        let entries = txn.open_table(ENTRIES).map_err(db_error)?;
+        let last = match entries.last().map_err(db_error)? {
+            Some((_, value)) => Some(decode::<Entry>(value.value(), "log entry")?.log_id),
+            None => None,
+        };
+        Ok((last_purged, last))
+    }
+
+    /// Durable before returning: a vote must never be forgotten.
+    pub(super) fn save_vote(&self, vote: &Vote) -> io::Result<()> {
+        self.write_meta(VOTE_KEY, vote, Durability::Immediate)
+    }
+
+    /// Not fsync'd on its own (see the module doc of the parent).
+    pub(super) fn save_committed(&self, committed: Option<LogId>) -> io::Result<()> {
+        self.write_meta(COMMITTED_KEY, &committed, Durability::None)
+    }
+
+    /// One transaction and one fsync for the whole batch.
+    pub(super) fn append(&self, entries: &[Entry]) -> io::Result<()> {
+        let encoded = entries
+            .iter()
+            .map(|entry| Ok((entry.log_id.index, encode(entry)?)))
+            .collect::<io::Result<Vec<_>>>()?;
+        self.commit(Durability::Immediate, |txn| {
+            let mut table = txn.open_table(ENTRIES).map_err(db_error)?;
+            for (index, bytes) in &encoded {
+                table.insert(*index, bytes.as_slice()).map_err(db_error)?;
+            }
+            Ok(())
+        })
+    }
+
+    /// Removes entries after `keep_until` (all if `None`); fsync'd, so that
+    /// conflicting entries the leader overwrote never come back.
+    pub(super) fn truncate_after(&self, keep_until: Option<u64>) -> io::Result<()> {
+        let first_removed = match keep_until {
+            Some(index) => match index.checked_add(1) {
+                Some(first) => first,
+                None => return Ok(()),
+            },
+            None => 0,
+        };
+        self.commit(Durability::Immediate, |txn| {
+            let mut table = txn.open_table(ENTRIES).map_err(db_error)?;
+            table
+                .retain_in(first_removed.., |_, _| false)
+                .map_err(db_error)?;
+            Ok(())
+        })
+    }
+
+    /// Removes entries up to and including `log_id` and records it as the
+    /// purge point, in one transaction.
+    pub(super) fn purge(&self, log_id: LogId) -> io::Result<()> {
+        if self
+            .read_meta::<LogId>(LAST_PURGED_KEY)?
+            .is_some_and(|purged| purged >= log_id)
+        {
+            return Ok(());
+        }
+        let bytes = encode(&log_id)?;
+        self.commit(Durability::None, |txn| {
+            let mut table = txn.open_table(ENTRIES).map_err(db_error)?;
+            table
+                .retain_in(..=log_id.index, |_, _| false)
+                .map_err(db_error)?;
+            let mut meta = txn.open_table(META).map_err(db_error)?;
+            meta.insert(LAST_PURGED_KEY, bytes.as_slice())
+                .map_err(db_error)?;
+            Ok(())
+        })
+    }
+}
