@@ -1,11 +1,25 @@
 //! Raft-replicated session store (work in progress).
 
 pub mod command;
+mod config;
 pub mod log_store;
 pub mod snapshot;
 pub mod state_machine;
 pub mod types;
 
+mod network;
+mod node;
+mod rpc;
+mod server;
+mod status;
+mod store;
+
 pub use command::{Command, CommandResponse};
 pub use log_store::LogStore;
 pub use state_machine::{SessionReader, StateMachineStore};
+
+pub use config::{NodeConfig, ReadMode};
+pub use node::{AdminError, NoLeader, RaftNode, ShutdownError, StartError};
+pub use status::{ClusterStatus, MemberStatus, Role};
+pub use store::RaftStore;
+pub use types::Raft;

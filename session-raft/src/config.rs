@@ -1,0 +1,287 @@
+//! How one cluster member is configured: its identity and addresses, how it
+//! finds the cluster, where it keeps its data, the cluster secret, and the
+//! timing knobs of Raft, reads and writes.
+//!
+//! [`NodeConfig::new`] gives safe defaults (session reads, ephemeral storage,
+//! a single-node cluster); the consuming `with_*` setters change one thing
+//! each. [`crate::RaftNode::start`] validates the whole before binding anything.
+
+use std::collections::BTreeMap;
+use std::net::{IpAddr, SocketAddr};
+use std::path::PathBuf;
+use std::time::Duration;
+
+use session_core::{Clock, MeshTag};
+
+use crate::types::NodeId;
+
+/// How [`crate::RaftStore::load`] makes a read consistent.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub enum ReadMode {
+    /// Read-your-writes: serve locally once this node has applied the client's
+    /// consistency token (waiting at most `read_wait`), otherwise ask the
+    /// leader or answer `Unavailable`. No network round trip in the common case.
+    #[default]
+    Session,
+    /// Linearizable: confirm the read index with the leader (Raft read-index),
+    /// then serve locally once applied. One round trip per read.
+    Linearizable,
+    /// Serve whatever this node has applied, at once. Fastest; may be stale and
+    /// ignores consistency tokens.
+    Local,
+}
+
+/// Configuration of one cluster member. Build with [`NodeConfig::new`] and the
+/// `with_*` setters; every field is public for callers that prefer struct
+/// update syntax.
+#[derive(Debug, Clone)]
+pub struct NodeConfig {
+    /// This member's id, unique in the cluster and stable across restarts.
+    pub node_id: NodeId,
+    /// Address the cluster (Raft RPC) listener binds; port 0 picks a free port.
+    pub cluster_addr: SocketAddr,
+    /// `host:port` that peers use to reach this member; `None` means the
+    /// address the listener actually bound. Set it when peers reach this node
+    /// through NAT, a proxy or a DNS name.
+    pub advertise_addr: Option<String>,
+    /// Static initial members (id → cluster address, this node included). The
+    /// lowest id bootstraps the cluster. Empty with `join` set: join mode.
+    /// Empty without `join`: a single-node cluster.
+    pub peers: BTreeMap<NodeId, String>,
+    /// Source address of connections to peers, on multi-homed hosts where the
+    /// cluster network is not the default route; `None` lets the OS choose.
+    pub outbound_ip: Option<IpAddr>,
+    /// Cluster address of a running member to join through (join mode).
+    pub join: Option<String>,
+    /// Where the log and snapshots live; `None` keeps everything in memory
+    /// (tests, `--ephemeral`): a restart then starts from nothing.
+    pub data_dir: Option<PathBuf>,
+    /// Shared secret every cluster RPC carries. Required for a multi-node
+    /// cluster unless `insecure` is set.
+    pub secret: Option<Vec<u8>>,
+    /// Allow a multi-node cluster without a secret (trusted networks, tests).
+    pub insecure: bool,
+    /// Read consistency of [`crate::RaftStore::load`].
+    pub read_mode: ReadMode,
+    /// The mesh this Raft group serves; new session ids carry it.
+    pub mesh: Option<MeshTag>,
+    /// Leader heartbeat period.
+    pub heartbeat_interval: Duration,
+    /// Lower bound of the randomized election timeout (re-drawn every round).
+    pub election_timeout_min: Duration,
+    /// Upper bound of the randomized election timeout.
+    pub election_timeout_max: Duration,
+    /// Take a snapshot (and later purge the log behind it) after this many log
+    /// entries since the last one.
+    pub snapshot_every: u64,
+    /// How often the leader proposes "expire sessions before now".
+    pub expiry_interval: Duration,
+    /// How long a read waits for this node to apply the client's token before
+    /// it asks the leader instead.
+    pub read_wait: Duration,
+    /// Bound on a write, including forwarding and retries across a leader change.
+    pub write_timeout: Duration,
+    /// Largest accepted RPC body (append entries, forwarded writes); larger
+    /// bodies are refused with 413.
+    pub max_rpc_bytes: usize,
+    /// Largest accepted snapshot body.
+    pub max_snapshot_bytes: usize,
+    /// Time source of the expiry timer; tests may use a manual clock.
+    pub clock: Clock,
+}
+
+impl NodeConfig {
+    /// A single-node, in-memory member listening on `cluster_addr`, with
+    /// session reads and production-leaning timings.
+    pub fn new(node_id: NodeId, cluster_addr: SocketAddr) -> Self {
+        Self {
+            node_id,
+            cluster_addr,
+            advertise_addr: None,
+            peers: BTreeMap::new(),
+            outbound_ip: None,
+            join: None,
+            data_dir: None,
+            secret: None,
+            insecure: false,
+            read_mode: ReadMode::Session,
+            mesh: None,
+            heartbeat_interval: Duration::from_millis(100),
+            election_timeout_min: Duration::from_millis(400),
+            election_timeout_max: Duration::from_millis(800),
+            snapshot_every: 10_000,
+            expiry_interval: Duration::from_secs(30),
+            read_wait: Duration::from_secs(2),
+            write_timeout: Duration::from_secs(5),
+            max_rpc_bytes: 64 << 20,
+            max_snapshot_bytes: 1 << 30,
+            clock: Clock::system(),
+        }
+    }
+
+    /// Sets the address peers use to reach this member.
+    pub fn with_advertise_addr(mut self, addr: impl Into<String>) -> Self {
+        self.advertise_addr = Some(addr.into());
+        self
+    }
+
+    /// Sets the static initial member list (id → cluster address, self included).
+    pub fn with_peers(mut self, peers: BTreeMap<NodeId, String>) -> Self {
+        self.peers = peers;
+        self
+    }
+
+    /// Sets the source address of connections to peers.
+    pub fn with_outbound_ip(mut self, ip: IpAddr) -> Self {
+        self.outbound_ip = Some(ip);
+        self
+    }
+
+    /// Joins a running cluster through the member at `addr`.
+    pub fn with_join(mut self, addr: impl Into<String>) -> Self {
+        self.join = Some(addr.into());
+        self
+    }
+
+    /// Keeps the log and snapshots under `dir` (created if missing).
+    pub fn with_data_dir(mut self, dir: impl Into<PathBuf>) -> Self {
+        self.data_dir = Some(dir.into());
+        self
+    }
+
+    /// Sets the cluster secret.
+    ///
+    /// Every member must have the same one. Keep it out of logs and command
+    /// lines; anyone holding it can change membership and write sessions.
+    pub fn with_secret(mut self, secret: impl Into<Vec<u8>>) -> Self {
+        self.secret = Some(secret.into());
+        self
+    }
+
+    /// Allows running a multi-node cluster without a secret.
+    ///
+    /// **Warning:** anyone who can reach the cluster port can then rewrite
+    /// every session. Only for trusted networks and tests.
+    pub fn with_insecure(mut self, insecure: bool) -> Self {
+        self.insecure = insecure;
+        self
+    }
+
+    /// Sets the read consistency mode.
+    pub fn with_read_mode(mut self, mode: ReadMode) -> Self {
+        self.read_mode = mode;
+        self
+    }
+
+    /// Sets the mesh tag.
+    pub fn with_mesh(mut self, mesh: MeshTag) -> Self {
+        self.mesh = Some(mesh);
+        self
+    }
+
+    /// Sets heartbeat interval and election timeout range together.
+    pub fn with_timing(
+        mut self,
+        heartbeat: Duration,
+        election_min: Duration,
+        election_max: Duration,
+    ) -> Self {
+        self.heartbeat_interval = heartbeat;
+        self.election_timeout_min = election_min;
+        self.election_timeout_max = election_max;
+        self
+    }
+
+    /// Sets the number of log entries between snapshots.
+    pub fn with_snapshot_every(mut self, entries: u64) -> Self {
+        self.snapshot_every = entries;
+        self
+    }
+
+    /// Sets the leader's expiry period.
+    pub fn with_expiry_interval(mut self, every: Duration) -> Self {
+        self.expiry_interval = every;
+        self
+    }
+
+    /// Sets the bound on waiting for a consistency token.
+    pub fn with_read_wait(mut self, wait: Duration) -> Self {
+        self.read_wait = wait;
+        self
+    }
+
+    /// Sets the bound on a write.
+    pub fn with_write_timeout(mut self, timeout: Duration) -> Self {
+        self.write_timeout = timeout;
+        self
+    }
+
+    /// Sets the expiry timer's clock.
+    pub fn with_clock(mut self, clock: Clock) -> Self {
+        self.clock = clock;
+        self
+    }
+
+    /// Whether this member will be part of (or join) a cluster of more than one.
+    pub(crate) fn is_multi_node(&self) -> bool {
+        self.join.is_some() || self.peers.keys().any(|id| *id != self.node_id)
+    }
+
+    /// Checks the configuration as a whole.
+    pub(crate) fn validate(&self) -> Result<(), String> {
+        if self.is_multi_node() && self.secret.is_none() && !self.insecure {
+            return Err(
+                "a multi-node cluster needs a cluster secret (or `insecure` set on purpose)".into(),
+            );
+        }
+        if matches!(&self.secret, Some(s) if s.is_empty()) {
+            return Err("the cluster secret is empty".into());
+        }
+        if !self.peers.is_empty() && !self.peers.contains_key(&self.node_id) {
+            return Err(format!(
+                "the peer list does not contain this node's id {}",
+                self.node_id
+            ));
+        }
+        if !self.peers.is_empty() && self.join.is_some() {
+            return Err("set either a static peer list or a member to join, not both".into());
+        }
+        if self.heartbeat_interval.is_zero()
+            || self.election_timeout_min <= self.heartbeat_interval
+            || self.election_timeout_max <= self.election_timeout_min
+        {
+            return Err(
+                "need 0 < heartbeat_interval < election_timeout_min < election_timeout_max".into(),
+            );
+        }
+        if self.expiry_interval.is_zero() {
+            return Err("expiry_interval must be positive".into());
+        }
+        if self.snapshot_every == 0 {
+            return Err("snapshot_every must be positive".into());
+        }
+        Ok(())
+    }
+
+    /// openraft's configuration derived from ours.
+    pub(crate) fn raft_config(&self) -> Result<openraft::Config, String> {
+        let config = openraft::Config {
+            cluster_name: "raft-sessions".into(),
+            heartbeat_interval: self.heartbeat_interval.as_millis() as u64,
+            election_timeout_min: self.election_timeout_min.as_millis() as u64,
+            election_timeout_max: self.election_timeout_max.as_millis() as u64,
+            snapshot_policy: openraft::SnapshotPolicy::LogsSinceLast(self.snapshot_every),
+            // Keep a little log behind the snapshot so a briefly lagging
+            // follower catches up from the log rather than a snapshot.
+            max_in_snapshot_log_to_keep: (self.snapshot_every / 10).max(1),
+            // A follower further behind than this gets a snapshot.
+            replication_lag_threshold: self.snapshot_every.max(1),
+            install_snapshot_timeout: 30_000,
+            // A dead peer is retried quickly at first so that a restarted
+            // member rejoins fast, but never more than twice a second.
+            backoff: "50ms 100ms ...500ms".into(),
+            ..openraft::Config::default()
+        };
+        config.validate().map_err(|e| e.to_string())
+    }
+}

@@ -1,0 +1,480 @@
+//! The client side of the cluster RPC: pooled HTTP/1 clients that carry
+//! [`crate::rpc`] messages to other members, and openraft's network traits on
+//! top of them.
+//!
+//! Three independent connection pools keep traffic classes from blocking each
+//! other (HTTP/1.1 runs one request per connection at a time):
+//!
+//! - `replication`: append entries, votes, forwarded writes/reads, admin calls;
+//! - `heartbeat`: the leader's liveness probes, so that a big append batch
+//!   never delays them past a follower's election timeout;
+//! - `snapshot`: full snapshot transfers, which can take seconds.
+//!
+//! Each pool opens more connections when all are busy, so concurrent forwarded
+//! writes do not queue behind one another either. A failure to connect, or a
+//! peer that answers "unavailable", is reported to openraft as
+//! [`Unreachable`], which makes it back off instead of hammering a dead peer.
+
+use std::future::Future;
+use std::net::IpAddr;
+use std::sync::Arc;
+use std::time::Duration;
+
+use bytes::Bytes;
+use http::header::{AUTHORIZATION, CONTENT_TYPE};
+use http::{HeaderValue, StatusCode};
+use http_body_util::{BodyExt, Full, Limited};
+use hyper_util::client::legacy::connect::HttpConnector;
+use hyper_util::client::legacy::Client;
+use hyper_util::rt::TokioExecutor;
+use openraft::errors::{
+    NetworkError, RPCError, ReplicationClosed, StreamingError, Timeout, Unreachable,
+};
+use openraft::network::{RPCOption, RPCTypes};
+use openraft::{RaftNetworkFactory, RaftNetworkV2};
+
+use crate::rpc::{
+    self, Request, Response, SnapshotReply, SnapshotTransfer, TransferLeaderRequest,
+    TransferLeaderResponse, CONTENT_TYPE as BINCODE, RPC_PATH, SNAPSHOT_PATH,
+};
+use crate::types::{
+    AppendEntriesRequest, AppendEntriesResponse, Node, NodeId, Snapshot, SnapshotData,
+    SnapshotResponse, TypeConfig, Vote, VoteRequest, VoteResponse,
+};
+
+/// A pooled HTTP/1 client sending `Full<Bytes>` bodies.
+type HttpClient = Client<HttpConnector, Full<Bytes>>;
+
+/// Why a call to another member failed.
+#[derive(Debug, Clone, thiserror::Error)]
+pub(crate) enum CallError {
+    /// No connection could be made: the request was certainly not delivered,
+    /// so retrying it (even a write) is safe.
+    #[error("cannot connect to {addr}: {reason}")]
+    Connect {
+        /// Peer address.
+        addr: String,
+        /// Cause.
+        reason: String,
+    },
+    /// No answer in time; the request may or may not have been acted on.
+    #[error("no answer from {addr} within {after:?}")]
+    Timeout {
+        /// Peer address.
+        addr: String,
+        /// The bound.
+        after: Duration,
+    },
+    /// The connection failed after the request may have been sent.
+    #[error("transport failure talking to {addr}: {reason}")]
+    Transport {
+        /// Peer address.
+        addr: String,
+        /// Cause.
+        reason: String,
+    },
+    /// The peer refused the request (wrong secret, malformed, ...); it did
+    /// not act on it.
+    #[error("{addr} refused the request with {status}: {reason}")]
+    Refused {
+        /// Peer address.
+        addr: String,
+        /// HTTP status.
+        status: StatusCode,
+        /// The peer's explanation.
+        reason: String,
+    },
+    /// The answer could not be decoded.
+    #[error("bad answer from {addr}: {reason}")]
+    BadAnswer {
+        /// Peer address.
+        addr: String,
+        /// Cause.
+        reason: String,
+    },
+}
+
+impl CallError {
+    /// Whether the peer certainly did not act on the request.
+    pub(crate) fn not_delivered(&self) -> bool {
+        matches!(self, CallError::Connect { .. } | CallError::Refused { .. })
+    }
+}
+
+/// The HTTP clients of one member and the credentials they present.
+#[derive(Clone)]
+pub(crate) struct ClusterClient {
+    /// Replication, votes, forwarded writes and reads, admin calls.
+    replication: HttpClient,
+    /// Heartbeats only (see the module docs).
+    heartbeat: HttpClient,
+    /// Snapshot transfers only.
+    snapshot: HttpClient,
+    /// `Bearer <hex secret>`, or `None` in insecure mode.
+    authorization: Option<HeaderValue>,
+    /// Largest answer accepted.
+    max_answer_bytes: usize,
+}
+
+/// Which pool a call goes through.
+#[derive(Debug, Clone, Copy)]
+pub(crate) enum Pool {
+    /// The general pool.
+    Replication,
+    /// The heartbeat pool.
+    Heartbeat,
+    /// The snapshot pool.
+    Snapshot,
+}
+
+/// Builds the `authorization` header value a secret is presented as.
+pub(crate) fn authorization_value(secret: &[u8]) -> String {
+    let mut text = String::with_capacity(7 + secret.len() * 2);
+    text.push_str("Bearer ");
+    for byte in secret {
+        text.push_str(&format!("{byte:02x}"));
+    }
+    text
+}
+
+fn http_client(connect_timeout: Duration, outbound_ip: Option<IpAddr>) -> HttpClient {
+    let mut connector = HttpConnector::new();
+    connector.set_local_address(outbound_ip);
+    // Raft messages are small and latency-bound: no Nagle delay.
+    connector.set_nodelay(true);
+    // A peer that is down must fail fast so openraft can back off and elect.
+    connector.set_connect_timeout(Some(connect_timeout));
+    Client::builder(TokioExecutor::new())
+        // Shorter than the server's idle limit, so that the client never reuses
+        // a connection the server is closing (a write sent on it would have
+        // an unknown outcome).
+        .pool_idle_timeout(Duration::from_secs(20))
+        .pool_max_idle_per_host(16)
+        .build(connector)
+}
+
+impl ClusterClient {
+    /// Clients presenting `secret` (if any).
+    pub(crate) fn new(
+        secret: Option<&[u8]>,
+        outbound_ip: Option<IpAddr>,
+        connect_timeout: Duration,
+        max_answer_bytes: usize,
+    ) -> Self {
+        let authorization = secret.map(|s| {
+            let mut value = HeaderValue::from_str(&authorization_value(s))
+                .unwrap_or_else(|_| HeaderValue::from_static("Bearer invalid"));
+            value.set_sensitive(true);
+            value
+        });
+        Self {
+            replication: http_client(connect_timeout, outbound_ip),
+            heartbeat: http_client(connect_timeout, outbound_ip),
+            snapshot: http_client(connect_timeout, outbound_ip),
+            authorization,
+            max_answer_bytes,
+        }
+    }
+
+    /// POSTs `body` to `path` at `addr` and returns the `200` answer's body.
+    async fn post(
+        &self,
+        pool: Pool,
+        addr: &str,
+        path: &str,
+        body: Vec<u8>,
+        timeout: Duration,
+    ) -> Result<Bytes, CallError> {
+        let client = match pool {
+            Pool::Replication => &self.replication,
+            Pool::Heartbeat => &self.heartbeat,
+            Pool::Snapshot => &self.snapshot,
+        };
+        let mut request = http::Request::post(format!("http://{addr}{path}"))
+            .header(CONTENT_TYPE, BINCODE)
+            .body(Full::new(Bytes::from(body)))
+            .map_err(|e| CallError::Connect {
+                addr: addr.to_owned(),
+                reason: format!("bad peer address: {e}"),
+            })?;
+        if let Some(auth) = &self.authorization {
+            request.headers_mut().insert(AUTHORIZATION, auth.clone());
+        }
+        let exchange = async {
+            let response = client.request(request).await.map_err(|e| {
+                if e.is_connect() {
+                    CallError::Connect {
+                        addr: addr.to_owned(),
+                        reason: e.to_string(),
+                    }
+                } else {
+                    CallError::Transport {
+                        addr: addr.to_owned(),
+                        reason: e.to_string(),
+                    }
+                }
+            })?;
+            let status = response.status();
+            let body = Limited::new(response.into_body(), self.max_answer_bytes)
+                .collect()
+                .await
+                .map_err(|e| CallError::Transport {
+                    addr: addr.to_owned(),
+                    reason: e.to_string(),
+                })?
+                .to_bytes();
+            if status != StatusCode::OK {
+                return Err(CallError::Refused {
+                    addr: addr.to_owned(),
+                    status,
+                    reason: String::from_utf8_lossy(&body[..body.len().min(512)]).into_owned(),
+                });
+            }
+            Ok(body)
+        };
+        match tokio::time::timeout(timeout, exchange).await {
+            Ok(result) => result,
+            Err(_) => Err(CallError::Timeout {
+                addr: addr.to_owned(),
+                after: timeout,
+            }),
+        }
+    }
+
+    /// Sends one [`Request`] and decodes the [`Response`].
+    pub(crate) async fn call(
+        &self,
+        pool: Pool,
+        addr: &str,
+        request: &Request,
+        timeout: Duration,
+    ) -> Result<Response, CallError> {
+        let body = rpc::encode(request).map_err(|e| CallError::Connect {
+            addr: addr.to_owned(),
+            reason: e.to_string(),
+        })?;
+        let answer = self.post(pool, addr, RPC_PATH, body, timeout).await?;
+        rpc::decode(&answer).map_err(|e| CallError::BadAnswer {
+            addr: addr.to_owned(),
+            reason: e.to_string(),
+        })
+    }
+
+    /// Sends a full snapshot and decodes the reply.
+    async fn send_snapshot(
+        &self,
+        addr: &str,
+        transfer: &SnapshotTransfer,
+        timeout: Duration,
+    ) -> Result<SnapshotReply, CallError> {
+        let body = rpc::encode(transfer).map_err(|e| CallError::Connect {
+            addr: addr.to_owned(),
+            reason: e.to_string(),
+        })?;
+        let answer = self
+            .post(Pool::Snapshot, addr, SNAPSHOT_PATH, body, timeout)
+            .await?;
+        rpc::decode(&answer).map_err(|e| CallError::BadAnswer {
+            addr: addr.to_owned(),
+            reason: e.to_string(),
+        })
+    }
+}
+
+/// Makes openraft's per-peer network clients.
+pub(crate) struct NetworkFactory {
+    /// This member's id (for timeout reports).
+    node_id: NodeId,
+    /// Shared HTTP clients.
+    client: Arc<ClusterClient>,
+}
+
+impl NetworkFactory {
+    /// A factory whose clients all share `client`'s pools.
+    pub(crate) fn new(node_id: NodeId, client: Arc<ClusterClient>) -> Self {
+        Self { node_id, client }
+    }
+
+    fn peer(&self, target: NodeId, node: &Node, pool: Pool) -> PeerNetwork {
+        PeerNetwork {
+            node_id: self.node_id,
+            target,
+            addr: node.addr.clone(),
+            pool,
+            client: self.client.clone(),
+        }
+    }
+}
+
+impl RaftNetworkFactory<TypeConfig> for NetworkFactory {
+    type Network = PeerNetwork;
+
+    async fn new_client(&mut self, target: NodeId, node: &Node) -> PeerNetwork {
+        self.peer(target, node, Pool::Replication)
+    }
+
+    async fn new_heartbeat_client(&mut self, target: NodeId, node: &Node) -> PeerNetwork {
+        self.peer(target, node, Pool::Heartbeat)
+    }
+
+    async fn new_snapshot_client(&mut self, target: NodeId, node: &Node) -> PeerNetwork {
+        self.peer(target, node, Pool::Snapshot)
+    }
+}
+
+/// openraft's view of one peer: sends Raft messages to it through one pool.
+pub(crate) struct PeerNetwork {
+    /// This member (for timeout reports).
+    node_id: NodeId,
+    /// The peer.
+    target: NodeId,
+    /// Its cluster address.
+    addr: String,
+    /// The pool this client uses.
+    pool: Pool,
+    /// Shared HTTP clients.
+    client: Arc<ClusterClient>,
+}
+
+impl PeerNetwork {
+    /// Sends a Raft message and maps failures to what openraft expects.
+    async fn raft_call(
+        &self,
+        request: Request,
+        action: RPCTypes,
+        option: &RPCOption,
+    ) -> Result<Response, RPCError<TypeConfig>> {
+        let timeout = option.soft_ttl();
+        match self
+            .client
+            .call(self.pool, &self.addr, &request, timeout)
+            .await
+        {
+            Ok(Response::Unavailable(reason)) => Err(RPCError::Unreachable(
+                Unreachable::from_string(format!("node {} unavailable: {reason}", self.target)),
+            )),
+            Ok(response) => Ok(response),
+            Err(CallError::Timeout { .. }) => Err(RPCError::Timeout(Timeout {
+                action,
+                id: self.node_id,
+                target: self.target,
+                timeout,
+            })),
+            Err(e) => {
+                tracing::debug!(target_node = self.target, error = %e, "raft rpc failed");
+                Err(RPCError::Unreachable(Unreachable::from_string(e)))
+            }
+        }
+    }
+}
+
+/// An answer of the wrong kind: the peer runs something else.
+fn unexpected(response: Response) -> RPCError<TypeConfig> {
+    RPCError::Network(NetworkError::from_string(format!(
+        "unexpected answer: {response:?}"
+    )))
+}
+
+impl RaftNetworkV2<TypeConfig> for PeerNetwork {
+    type SnapshotData = SnapshotData;
+
+    async fn append_entries(
+        &mut self,
+        rpc: AppendEntriesRequest,
+        option: RPCOption,
+    ) -> Result<AppendEntriesResponse, RPCError<TypeConfig>> {
+        match self
+            .raft_call(
+                Request::AppendEntries(rpc),
+                RPCTypes::AppendEntries,
+                &option,
+            )
+            .await?
+        {
+            Response::AppendEntries(response) => Ok(response),
+            other => Err(unexpected(other)),
+        }
+    }
+
+    async fn vote(
+        &mut self,
+        rpc: VoteRequest,
+        option: RPCOption,
+    ) -> Result<VoteResponse, RPCError<TypeConfig>> {
+        match self
+            .raft_call(Request::Vote(rpc), RPCTypes::Vote, &option)
+            .await?
+        {
+            Response::Vote(response) => Ok(response),
+            other => Err(unexpected(other)),
+        }
+    }
+
+    async fn pre_vote(
+        &mut self,
+        rpc: VoteRequest,
+        option: RPCOption,
+    ) -> Result<VoteResponse, RPCError<TypeConfig>> {
+        match self
+            .raft_call(Request::PreVote(rpc), RPCTypes::Vote, &option)
+            .await?
+        {
+            Response::Vote(response) => Ok(response),
+            other => Err(unexpected(other)),
+        }
+    }
+
+    async fn full_snapshot(
+        &mut self,
+        vote: Vote,
+        snapshot: Snapshot,
+        cancel: impl Future<Output = ReplicationClosed> + Send + 'static,
+        option: RPCOption,
+    ) -> Result<SnapshotResponse, StreamingError<TypeConfig>> {
+        let transfer = SnapshotTransfer {
+            vote,
+            meta: snapshot.meta,
+            data: snapshot.snapshot.to_vec(),
+        };
+        let timeout = option.soft_ttl();
+        let send = self.client.send_snapshot(&self.addr, &transfer, timeout);
+        let reply = tokio::select! {
+            closed = cancel => return Err(StreamingError::Closed(closed)),
+            reply = send => reply,
+        };
+        match reply {
+            Ok(SnapshotReply::Installed(response)) => Ok(response),
+            Ok(SnapshotReply::Unavailable(reason)) => Err(StreamingError::Unreachable(
+                Unreachable::from_string(format!("node {} unavailable: {reason}", self.target)),
+            )),
+            Err(CallError::Timeout { .. }) => Err(StreamingError::Timeout(Timeout {
+                action: RPCTypes::InstallSnapshot,
+                id: self.node_id,
+                target: self.target,
+                timeout,
+            })),
+            Err(e) => {
+                tracing::debug!(target_node = self.target, error = %e, "snapshot transfer failed");
+                Err(StreamingError::Unreachable(Unreachable::from_string(e)))
+            }
+        }
+    }
+
+    async fn transfer_leader(
+        &mut self,
+        req: TransferLeaderRequest,
+        option: RPCOption,
+    ) -> Result<TransferLeaderResponse, RPCError<TypeConfig>> {
+        match self
+            .raft_call(
+                Request::TransferLeader(req),
+                RPCTypes::TransferLeader,
+                &option,
+            )
+            .await?
+        {
+            Response::TransferLeader(response) => Ok(response),
+            other => Err(unexpected(other)),
+        }
+    }
+}

@@ -1,0 +1,705 @@
+//! One cluster member: [`RaftNode`] owns the Raft instance, its storage, the
+//! cluster-port server and the background tasks (the leader's expiry timer
+//! and the metrics exporter), and runs their lifecycle.
+//!
+//! Start-up: validate the configuration, bind the cluster port, open storage,
+//! start Raft and the server, then form the cluster:
+//!
+//! - static peers: the member with the lowest id initializes the cluster
+//!   (only when its log is empty, so a restart never re-initializes); the
+//!   others wait to hear from a leader;
+//! - join: ask a running member to add this node as a learner, then to
+//!   promote it (both admin calls follow redirects to the leader);
+//! - neither: a single-node cluster of this member.
+//!
+//! Shutdown hands leadership to the most up-to-date voter first, so that the
+//! cluster does not wait an election timeout for a member leaving on purpose.
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use openraft::async_runtime::WatchReceiver;
+use openraft::errors::{ClientWriteError, InitializeError, RaftError};
+use openraft::{BasicNode, ChangeMembers};
+use session_core::MeshTag;
+use tokio::net::TcpListener;
+use tokio::sync::watch;
+use tokio::task::JoinHandle;
+
+use crate::command::Command;
+use crate::config::{NodeConfig, ReadMode};
+use crate::log_store::LogStore;
+use crate::network::{authorization_value, ClusterClient, NetworkFactory, Pool};
+use crate::rpc::{Request, Response, SnapshotReply, SnapshotTransfer};
+use crate::server::{self, ServerConfig, ServerHandle};
+use crate::state_machine::{SessionReader, StateMachineStore};
+use crate::status::ClusterStatus;
+use crate::store::{Forwarder, RaftStore};
+use crate::types::{NodeId, Raft, Snapshot};
+
+/// Why a node could not start.
+#[derive(Debug, thiserror::Error)]
+pub enum StartError {
+    /// The configuration is inconsistent or unsafe.
+    #[error("invalid node configuration: {0}")]
+    Config(String),
+    /// The cluster port could not be bound.
+    #[error("cannot listen on cluster address {addr}: {source}")]
+    Bind {
+        /// The address.
+        addr: SocketAddr,
+        /// The cause.
+        source: std::io::Error,
+    },
+    /// The log or state machine could not be opened.
+    #[error("cannot open storage in {dir}: {source}")]
+    Storage {
+        /// The data directory.
+        dir: PathBuf,
+        /// The cause.
+        source: std::io::Error,
+    },
+    /// openraft refused to start.
+    #[error("raft failed to start: {0}")]
+    Raft(String),
+    /// Joining through the given member failed.
+    #[error("could not join the cluster through {via}: {reason}")]
+    Join {
+        /// The member asked.
+        via: String,
+        /// The last failure.
+        reason: String,
+    },
+}
+
+/// Why a membership change failed.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum AdminError {
+    /// No leader could be reached in time; retrying later may work.
+    #[error("membership change not done in time: {0}")]
+    Unavailable(String),
+    /// The leader refused the change (unknown node, change in progress, ...).
+    #[error("membership change refused: {0}")]
+    Refused(String),
+}
+
+/// Why waiting for a leader failed.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("no leader elected within {0:?}")]
+pub struct NoLeader(pub Duration);
+
+/// State shared by the node, its stores, its server and its tasks.
+pub(crate) struct Shared {
+    /// This member's id.
+    pub(crate) node_id: NodeId,
+    /// The Raft instance.
+    pub(crate) raft: Raft,
+    /// Lock-free view of the applied session map.
+    pub(crate) reader: SessionReader,
+    /// HTTP clients to other members.
+    pub(crate) client: Arc<ClusterClient>,
+    /// Batches writes forwarded to the leader.
+    pub(crate) forwarder: Forwarder,
+    /// How loads are made consistent.
+    pub(crate) read_mode: ReadMode,
+    /// Bound on waiting for a token to be applied.
+    pub(crate) read_wait: Duration,
+    /// Bound on a write.
+    pub(crate) write_timeout: Duration,
+    /// Mesh tag for new session ids.
+    pub(crate) mesh: Option<MeshTag>,
+}
+
+/// Admin calls wait this long: adding a learner waits for it to catch up.
+const ADMIN_TIMEOUT: Duration = Duration::from_secs(60);
+
+impl Shared {
+    /// Dispatches one decoded RPC (see [`crate::server`]).
+    pub(crate) async fn handle(&self, request: Request) -> Response {
+        let stopped =
+            |e: &dyn std::fmt::Display| Response::Unavailable(format!("raft stopped: {e}"));
+        match request {
+            Request::AppendEntries(rpc) => match self.raft.append_entries(rpc).await {
+                Ok(response) => Response::AppendEntries(response),
+                Err(e) => stopped(&e),
+            },
+            Request::Vote(rpc) => match self.raft.vote(rpc).await {
+                Ok(response) => Response::Vote(response),
+                Err(e) => stopped(&e),
+            },
+            Request::PreVote(rpc) => match self.raft.pre_vote(rpc).await {
+                Ok(response) => Response::Vote(response),
+                Err(e) => stopped(&e),
+            },
+            Request::TransferLeader(rpc) => match self.raft.handle_transfer_leader(rpc).await {
+                Ok(response) => Response::TransferLeader(response),
+                Err(e) => stopped(&e),
+            },
+            Request::Write(commands) => self.serve_forwarded_writes(commands).await,
+            Request::ReadIndex => self.serve_read_index().await,
+            Request::Load { id, token, now } => self.serve_load(id, token, now).await,
+            admin @ (Request::AddLearner { .. }
+            | Request::Promote { .. }
+            | Request::Remove { .. }) => self.admin_here(admin).await,
+        }
+    }
+
+    /// Installs a snapshot streamed by the leader.
+    pub(crate) async fn install_snapshot(&self, transfer: SnapshotTransfer) -> SnapshotReply {
+        let snapshot = Snapshot {
+            meta: transfer.meta,
+            snapshot: transfer.data.into(),
+        };
+        match self
+            .raft
+            .install_full_snapshot(transfer.vote, snapshot)
+            .await
+        {
+            Ok(response) => SnapshotReply::Installed(response),
+            Err(e) => SnapshotReply::Unavailable(e.to_string()),
+        }
+    }
+
+    /// Runs an admin request if this node is the leader; otherwise says who is.
+    async fn admin_here(&self, request: Request) -> Response {
+        let result = match request {
+            Request::AddLearner { id, addr } => {
+                tracing::info!(node = id, %addr, "adding learner");
+                self.raft.add_learner(id, BasicNode { addr }, true).await
+            }
+            Request::Promote { id } => {
+                tracing::info!(node = id, "promoting learner to voter");
+                self.raft
+                    .change_membership(ChangeMembers::AddVoterIds(BTreeSet::from([id])), true)
+                    .await
+            }
+            Request::Remove { id } => {
+                tracing::info!(node = id, "removing member");
+                let is_voter = self.raft.voter_ids().any(|v| v == id);
+                let change = if is_voter {
+                    ChangeMembers::RemoveVoters(BTreeSet::from([id]))
+                } else {
+                    ChangeMembers::RemoveNodes(BTreeSet::from([id]))
+                };
+                self.raft.change_membership(change, false).await
+            }
+            _ => return Response::Refused("not an admin request".into()),
+        };
+        match result {
+            Ok(_) => Response::Done,
+            Err(RaftError::APIError(ClientWriteError::ForwardToLeader(forward))) => {
+                let addr = forward.leader_node.map(|n| n.addr).or_else(|| {
+                    let leader = forward.leader_id?;
+                    self.leader()
+                        .filter(|(id, _)| *id == leader)
+                        .and_then(|(_, a)| a)
+                });
+                Response::NotLeader {
+                    leader: forward.leader_id,
+                    addr,
+                }
+            }
+            Err(RaftError::APIError(ClientWriteError::LogEntryDiscarded(_))) => {
+                Response::Unavailable("leader changed during the membership change".into())
+            }
+            Err(RaftError::APIError(e)) => Response::Refused(e.to_string()),
+            Err(RaftError::Fatal(e)) => Response::Unavailable(format!("raft stopped: {e}")),
+        }
+    }
+
+    /// Runs an admin request on the leader, following redirects, starting at
+    /// `first` (or at the leader this node knows of).
+    async fn admin(&self, request: Request, first: Option<String>) -> Result<(), AdminError> {
+        let deadline = Instant::now() + ADMIN_TIMEOUT;
+        let mut target = first;
+        let mut last_problem = String::from("no leader known");
+        while Instant::now() < deadline {
+            let addr = match target.take() {
+                Some(addr) => Some(addr),
+                None => match self.leader() {
+                    Some((id, _)) if id == self.node_id => None,
+                    Some((_, addr)) => addr,
+                    None => {
+                        self.wait_leader_change(None, deadline, Duration::from_millis(200))
+                            .await;
+                        continue;
+                    }
+                },
+            };
+            let response = match addr {
+                None => self.admin_here(clone_admin(&request)).await,
+                Some(addr) => {
+                    let remaining = deadline.saturating_duration_since(Instant::now());
+                    match self
+                        .client
+                        .call(Pool::Replication, &addr, &request, remaining)
+                        .await
+                    {
+                        Ok(response) => response,
+                        Err(e) => Response::Unavailable(e.to_string()),
+                    }
+                }
+            };
+            match response {
+                Response::Done => return Ok(()),
+                Response::Refused(reason) => return Err(AdminError::Refused(reason)),
+                Response::NotLeader { addr, leader } => {
+                    last_problem = format!("redirected to leader {leader:?}");
+                    target = addr;
+                }
+                Response::Unavailable(reason) => last_problem = reason,
+                other => last_problem = format!("unexpected answer {other:?}"),
+            }
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+        Err(AdminError::Unavailable(last_problem))
+    }
+}
+
+/// Admin requests are small and plain; cloning keeps `Request` free of `Clone`
+/// (which Raft payloads do not all have cheaply).
+fn clone_admin(request: &Request) -> Request {
+    match request {
+        Request::AddLearner { id, addr } => Request::AddLearner {
+            id: *id,
+            addr: addr.clone(),
+        },
+        Request::Promote { id } => Request::Promote { id: *id },
+        Request::Remove { id } => Request::Remove { id: *id },
+        _ => Request::ReadIndex,
+    }
+}
+
+/// A running cluster member. See the module docs for the lifecycle.
+pub struct RaftNode {
+    /// State shared with stores, server and tasks.
+    shared: Arc<Shared>,
+    /// The cluster-port server.
+    server: Option<ServerHandle>,
+    /// Tells background tasks to stop.
+    stop: watch::Sender<bool>,
+    /// Background tasks (expiry timer, metrics), awaited on shutdown.
+    tasks: Vec<JoinHandle<()>>,
+    /// The address the cluster listener bound.
+    local_addr: SocketAddr,
+    /// The address peers use for this member.
+    advertise_addr: String,
+    /// Longest election timeout, to bound the leadership hand-over.
+    election_timeout_max: Duration,
+}
+
+impl std::fmt::Debug for RaftNode {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("RaftNode")
+            .field("node_id", &self.shared.node_id)
+            .field("local_addr", &self.local_addr)
+            .finish()
+    }
+}
+
+impl RaftNode {
+    /// Binds the cluster port, opens storage, starts Raft, and bootstraps or
+    /// joins the cluster (see the module docs). Returns once the node runs; a
+    /// leader may not be elected yet (see [`RaftNode::wait_for_leader`]).
+    pub async fn start(config: NodeConfig) -> Result<RaftNode, StartError> {
+        config.validate().map_err(StartError::Config)?;
+        let raft_config = Arc::new(config.raft_config().map_err(StartError::Config)?);
+
+        let listener = TcpListener::bind(config.cluster_addr)
+            .await
+            .map_err(|source| StartError::Bind {
+                addr: config.cluster_addr,
+                source,
+            })?;
+        let local_addr = listener.local_addr().map_err(|source| StartError::Bind {
+            addr: config.cluster_addr,
+            source,
+        })?;
+        let advertise_addr = config
+            .advertise_addr
+            .clone()
+            .unwrap_or_else(|| local_addr.to_string());
+
+        let (log_store, state_machine) = match &config.data_dir {
+            Some(dir) => {
+                let storage_error = |source| StartError::Storage {
+                    dir: dir.clone(),
+                    source,
+                };
+                std::fs::create_dir_all(dir).map_err(storage_error)?;
+                let log = LogStore::open(&dir.join("log")).map_err(storage_error)?;
+                let sm = StateMachineStore::open(&dir.join("state")).map_err(storage_error)?;
+                (log, sm)
+            }
+            None => (LogStore::in_memory(), StateMachineStore::in_memory()),
+        };
+        let reader = state_machine.reader();
+
+        let client = Arc::new(ClusterClient::new(
+            config.secret.as_deref(),
+            config.outbound_ip,
+            config.election_timeout_min,
+            config.max_snapshot_bytes.max(config.max_rpc_bytes),
+        ));
+        let network = NetworkFactory::new(config.node_id, client.clone());
+        let raft = Raft::new(
+            config.node_id,
+            raft_config,
+            network,
+            log_store,
+            state_machine,
+        )
+        .await
+        .map_err(|e| StartError::Raft(e.to_string()))?;
+
+        let shared = Arc::new(Shared {
+            node_id: config.node_id,
+            raft: raft.clone(),
+            reader,
+            client: client.clone(),
+            forwarder: Forwarder::spawn(client, config.write_timeout),
+            read_mode: config.read_mode,
+            read_wait: config.read_wait,
+            write_timeout: config.write_timeout,
+            mesh: config.mesh,
+        });
+
+        let server = server::spawn(
+            listener,
+            shared.clone(),
+            ServerConfig {
+                expected_authorization: config
+                    .secret
+                    .as_deref()
+                    .map(|s| authorization_value(s).into_bytes()),
+                max_rpc_bytes: config.max_rpc_bytes,
+                max_snapshot_bytes: config.max_snapshot_bytes,
+            },
+        );
+
+        let (stop, stop_rx) = watch::channel(false);
+        let tasks = vec![
+            tokio::spawn(expiry_timer(
+                shared.clone(),
+                config.expiry_interval,
+                config.clock.clone(),
+                stop_rx.clone(),
+            )),
+            tokio::spawn(export_metrics(shared.clone(), stop_rx)),
+        ];
+        let node = RaftNode {
+            shared,
+            server: Some(server),
+            stop,
+            tasks,
+            local_addr,
+            advertise_addr,
+            election_timeout_max: config.election_timeout_max,
+        };
+        tracing::info!(
+            node = config.node_id,
+            addr = %node.local_addr,
+            advertise = %node.advertise_addr,
+            "raft node started"
+        );
+
+        if let Err(e) = node.form_cluster(&config).await {
+            let _ = node.shutdown_abruptly().await;
+            return Err(e);
+        }
+        Ok(node)
+    }
+
+    /// Bootstraps or joins, per the configuration.
+    async fn form_cluster(&self, config: &NodeConfig) -> Result<(), StartError> {
+        let raft = &self.shared.raft;
+        let initialized = raft
+            .is_initialized()
+            .await
+            .map_err(|e| StartError::Raft(e.to_string()))?;
+        if initialized {
+            // A restart: the log already knows the membership.
+            return Ok(());
+        }
+        if let Some(via) = &config.join {
+            return self.join(via).await;
+        }
+        let members: BTreeMap<NodeId, BasicNode> = if config.peers.is_empty() {
+            BTreeMap::from([(
+                config.node_id,
+                BasicNode {
+                    addr: self.advertise_addr.clone(),
+                },
+            )])
+        } else {
+            config
+                .peers
+                .iter()
+                .map(|(id, addr)| (*id, BasicNode { addr: addr.clone() }))
+                .collect()
+        };
+        let lowest = members.keys().next().copied();
+        if lowest != Some(config.node_id) {
+            // Another member bootstraps; this one waits to be contacted.
+            return Ok(());
+        }
+        tracing::info!(node = config.node_id, members = ?members.keys().collect::<Vec<_>>(), "initializing cluster");
+        match raft.initialize(members).await {
+            Ok(()) => Ok(()),
+            // Already initialized (a race with a leader's first message): fine.
+            Err(RaftError::APIError(InitializeError::NotAllowed(_))) => Ok(()),
+            Err(e) => Err(StartError::Raft(e.to_string())),
+        }
+    }
+
+    /// Asks a running member (redirected to the leader) to add this node as a
+    /// learner, then to promote it.
+    async fn join(&self, via: &str) -> Result<(), StartError> {
+        let id = self.shared.node_id;
+        tracing::info!(node = id, %via, "joining cluster");
+        let add = Request::AddLearner {
+            id,
+            addr: self.advertise_addr.clone(),
+        };
+        let fail = |e: AdminError| StartError::Join {
+            via: via.to_owned(),
+            reason: e.to_string(),
+        };
+        self.shared
+            .admin(add, Some(via.to_owned()))
+            .await
+            .map_err(fail)?;
+        // Now a learner: this node knows the leader from its first append.
+        let promote = Request::Promote { id };
+        let first = self
+            .shared
+            .leader()
+            .and_then(|(_, addr)| addr)
+            .or_else(|| Some(via.to_owned()));
+        self.shared.admin(promote, first).await.map_err(fail)?;
+        Ok(())
+    }
+
+    /// A [`session_core::SessionStore`] reading from and writing through this node.
+    pub fn store(&self) -> RaftStore {
+        RaftStore::new(self.shared.clone())
+    }
+
+    /// This member's view of the cluster.
+    pub fn status(&self) -> ClusterStatus {
+        let metrics = self.shared.raft.metrics();
+        let metrics = metrics.borrow_watched();
+        ClusterStatus::from_metrics(
+            &metrics,
+            self.shared.mesh,
+            self.shared.reader.session_count(),
+        )
+    }
+
+    /// The openraft handle, for what this API does not cover.
+    pub fn raft(&self) -> &Raft {
+        &self.shared.raft
+    }
+
+    /// This member's id.
+    pub fn node_id(&self) -> NodeId {
+        self.shared.node_id
+    }
+
+    /// The address the cluster listener is bound to (useful with port 0).
+    pub fn cluster_addr(&self) -> SocketAddr {
+        self.local_addr
+    }
+
+    /// The address peers use to reach this member.
+    pub fn advertise_addr(&self) -> &str {
+        &self.advertise_addr
+    }
+
+    /// Adds a member as a learner (it receives the log but does not vote);
+    /// returns once it has caught up. Forwarded to the leader.
+    pub async fn add_learner(&self, id: NodeId, addr: String) -> Result<(), AdminError> {
+        self.shared
+            .admin(Request::AddLearner { id, addr }, None)
+            .await
+    }
+
+    /// Makes a learner a voter. Forwarded to the leader.
+    pub async fn promote(&self, id: NodeId) -> Result<(), AdminError> {
+        self.shared.admin(Request::Promote { id }, None).await
+    }
+
+    /// Removes a member (voter or learner) from the cluster. Forwarded to the leader.
+    pub async fn remove_member(&self, id: NodeId) -> Result<(), AdminError> {
+        self.shared.admin(Request::Remove { id }, None).await
+    }
+
+    /// Waits until this member knows a leader; returns its id.
+    pub async fn wait_for_leader(&self, timeout: Duration) -> Result<NodeId, NoLeader> {
+        let mut metrics = self.shared.raft.server_metrics();
+        let wait = async {
+            loop {
+                if let Some(leader) = metrics.borrow_watched().current_leader {
+                    return Some(leader);
+                }
+                metrics.changed().await.ok()?;
+            }
+        };
+        match tokio::time::timeout(timeout, wait).await {
+            Ok(Some(leader)) => Ok(leader),
+            _ => Err(NoLeader(timeout)),
+        }
+    }
+
+    /// Leaves gracefully: a leader first hands leadership to the most
+    /// up-to-date voter (bounded by two election timeouts), then Raft, the
+    /// server and the background tasks stop.
+    pub async fn shutdown(self) -> Result<(), ShutdownError> {
+        self.hand_over_leadership().await;
+        self.shutdown_abruptly().await
+    }
+
+    /// Stops without handing over leadership, as a crash would (the cluster
+    /// elects a new leader after an election timeout). For fault drills and
+    /// tests; prefer [`RaftNode::shutdown`].
+    pub async fn shutdown_abruptly(mut self) -> Result<(), ShutdownError> {
+        let _ = self.stop.send(true);
+        let raft_result = self.shared.raft.shutdown().await;
+        if let Some(server) = self.server.take() {
+            server.stop().await;
+        }
+        for task in self.tasks.drain(..) {
+            let _ = task.await;
+        }
+        tracing::info!(node = self.shared.node_id, "raft node stopped");
+        raft_result.map_err(|e| ShutdownError(e.to_string()))
+    }
+
+    async fn hand_over_leadership(&self) {
+        let raft = &self.shared.raft;
+        let me = self.shared.node_id;
+        let target = {
+            let metrics = raft.metrics();
+            let metrics = metrics.borrow_watched();
+            if metrics.state != openraft::ServerState::Leader {
+                return;
+            }
+            let replication = metrics.replication.clone().unwrap_or_default();
+            metrics
+                .membership_config
+                .membership()
+                .voter_ids()
+                .filter(|id| *id != me)
+                .max_by_key(|id| replication.get(id).cloned().flatten().map(|l| l.index))
+        };
+        let Some(target) = target else {
+            return;
+        };
+        tracing::info!(
+            node = me,
+            to = target,
+            "handing over leadership before shutdown"
+        );
+        if raft.trigger().transfer_leader(target).await.is_err() {
+            return;
+        }
+        let mut metrics = raft.server_metrics();
+        let _ = tokio::time::timeout(self.election_timeout_max * 2, async {
+            loop {
+                let leader = metrics.borrow_watched().current_leader;
+                if leader.is_some() && leader != Some(me) {
+                    return;
+                }
+                if metrics.changed().await.is_err() {
+                    return;
+                }
+            }
+        })
+        .await;
+    }
+}
+
+impl Drop for RaftNode {
+    /// A node dropped without `shutdown` still stops its server and tasks, so
+    /// that the Raft instance is released once no store refers to it.
+    fn drop(&mut self) {
+        let _ = self.stop.send(true);
+        if let Some(server) = self.server.take() {
+            tokio::spawn(server.stop());
+        }
+    }
+}
+
+/// Raft did not stop cleanly.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("raft did not stop cleanly: {0}")]
+pub struct ShutdownError(pub String);
+
+/// The leader proposes "expire before now" every `every`; other members idle.
+async fn expiry_timer(
+    shared: Arc<Shared>,
+    every: Duration,
+    clock: session_core::Clock,
+    mut stop: watch::Receiver<bool>,
+) {
+    let mut ticks = tokio::time::interval(every);
+    ticks.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    ticks.tick().await;
+    loop {
+        tokio::select! {
+            _ = stopped(&mut stop) => return,
+            _ = ticks.tick() => {}
+        }
+        if !shared.raft.is_leader() {
+            continue;
+        }
+        let now = clock.now();
+        let proposal = shared.raft.client_write(Command::ExpireBefore { now });
+        match tokio::time::timeout(shared.write_timeout, proposal).await {
+            Ok(Ok(_)) => tracing::debug!(now, "expired sessions"),
+            Ok(Err(e)) => tracing::debug!(error = %e, "expiry proposal failed"),
+            Err(_) => tracing::debug!("expiry proposal timed out"),
+        }
+    }
+}
+
+/// Mirrors Raft progress into `metrics` gauges (a no-op without a recorder).
+async fn export_metrics(shared: Arc<Shared>, mut stop: watch::Receiver<bool>) {
+    let mut metrics = shared.raft.metrics();
+    let node = shared.node_id.to_string();
+    loop {
+        {
+            let m = metrics.borrow_watched();
+            let index =
+                |l: &Option<crate::types::LogId>| l.as_ref().map(|l| l.index).unwrap_or(0) as f64;
+            metrics::gauge!("session_raft_term", "node" => node.clone()).set(m.current_term as f64);
+            metrics::gauge!("session_raft_commit_index", "node" => node.clone())
+                .set(index(&m.local_committed));
+            metrics::gauge!("session_raft_applied_index", "node" => node.clone())
+                .set(index(&m.last_applied));
+            metrics::gauge!("session_raft_is_leader", "node" => node.clone()).set(
+                if m.state == openraft::ServerState::Leader {
+                    1.0
+                } else {
+                    0.0
+                },
+            );
+            metrics::gauge!("session_raft_sessions", "node" => node.clone())
+                .set(shared.reader.session_count() as f64);
+        }
+        tokio::select! {
+            _ = stopped(&mut stop) => return,
+            changed = metrics.changed() => if changed.is_err() { return },
+        }
+        // Metrics change on every apply; a few updates a second are plenty.
+        tokio::time::sleep(Duration::from_millis(250)).await;
+    }
+}
+
+/// Resolves once `stop` says so (or its sender is gone).
+pub(crate) async fn stopped(stop: &mut watch::Receiver<bool>) {
+    let _ = stop.wait_for(|stop| *stop).await;
+}

@@ -1,0 +1,249 @@
+//! The messages members exchange on the cluster port, and their wire form.
+//!
+//! Every call is one HTTP `POST` whose body is a bincode-encoded [`Request`]
+//! and whose `200` answer is a bincode-encoded [`Response`]. Raft's own
+//! messages (append entries, vote, transfer leader) go to [`RPC_PATH`]; the
+//! full snapshot, which can be large, goes to [`SNAPSHOT_PATH`] on its own
+//! connection pool so that it never delays a heartbeat. Forwarded writes,
+//! reads and admin calls share [`RPC_PATH`].
+//!
+//! Decoding is defensive: a body has a size limit (checked while it arrives,
+//! see [`crate::server`]), bincode refuses length prefixes beyond that limit
+//! before allocating, and trailing bytes are an error. Bad input yields a
+//! [`DecodeError`], never a panic.
+
+use serde::de::DeserializeOwned;
+use serde::{Deserialize, Serialize};
+use session_core::{ConsistencyToken, SessionId, SessionRecord, StoreError, UnixMillis};
+
+use crate::command::Command;
+use crate::types::{
+    AppendEntriesRequest, AppendEntriesResponse, NodeId, SnapshotMeta, SnapshotResponse, Vote,
+    VoteRequest, VoteResponse,
+};
+use session_core::Committed;
+
+/// Path of Raft messages, forwarded writes and reads, and admin calls.
+pub(crate) const RPC_PATH: &str = "/raft/rpc";
+/// Path of full-snapshot installs.
+pub(crate) const SNAPSHOT_PATH: &str = "/raft/snapshot";
+/// Content type of every body.
+pub(crate) const CONTENT_TYPE: &str = "application/x-raft-sessions-bincode";
+
+/// Upper bound bincode enforces on any single decode (lengths inside a body
+/// are checked against it before allocation). The HTTP layer enforces the
+/// configured, usually smaller, body limits.
+const DECODE_LIMIT: usize = 2 << 30;
+
+/// Transfer-leader request as openraft defines it.
+pub(crate) type TransferLeaderRequest =
+    openraft::raft::TransferLeaderRequest<crate::types::TypeConfig>;
+/// Transfer-leader response as openraft defines it.
+pub(crate) type TransferLeaderResponse =
+    openraft::raft::TransferLeaderResponse<crate::types::TypeConfig>;
+
+/// A call from one member to another.
+#[derive(Debug, Serialize, Deserialize)]
+pub(crate) enum Request {
+    /// Raft: replicate entries or heartbeat.
+    AppendEntries(AppendEntriesRequest),
+    /// Raft: request a vote.
+    Vote(VoteRequest),
+    /// Raft: would you vote (no term change)?
+    PreVote(VoteRequest),
+    /// Raft: the leader hands leadership to the receiver.
+    TransferLeader(TransferLeaderRequest),
+    /// A follower forwards session writes to the leader, batched.
+    Write(Vec<Command>),
+    /// A follower asks the leader for a linearizable read index.
+    ReadIndex,
+    /// A follower that cannot catch up to `token` in time asks the leader to
+    /// serve the read.
+    Load {
+        /// Session to read.
+        id: SessionId,
+        /// Point the client has seen; the answer must not be older.
+        token: ConsistencyToken,
+        /// Caller's time, for expiry.
+        now: UnixMillis,
+    },
+    /// Admin: add a member as a non-voting learner.
+    AddLearner {
+        /// New member's id.
+        id: NodeId,
+        /// Its cluster address.
+        addr: String,
+    },
+    /// Admin: make a learner a voter.
+    Promote {
+        /// The learner.
+        id: NodeId,
+    },
+    /// Admin: remove a member (voter or learner).
+    Remove {
+        /// The member.
+        id: NodeId,
+    },
+}
+
+impl Request {
+    /// Short name for logs (never the payload: it holds session data).
+    pub(crate) fn kind(&self) -> &'static str {
+        match self {
+            Request::AppendEntries(_) => "append-entries",
+            Request::Vote(_) => "vote",
+            Request::PreVote(_) => "pre-vote",
+            Request::TransferLeader(_) => "transfer-leader",
+            Request::Write(_) => "write",
+            Request::ReadIndex => "read-index",
+            Request::Load { .. } => "load",
+            Request::AddLearner { .. } => "add-learner",
+            Request::Promote { .. } => "promote",
+            Request::Remove { .. } => "remove",
+        }
+    }
+}
+
+/// Outcome of one forwarded write.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub(crate) enum WriteOutcome {
+    /// Committed and applied (`Ok`), or refused by the state machine or
+    /// failed in a way retrying elsewhere will not fix (`Err`).
+    Done(Result<Committed, StoreError>),
+    /// The receiver is not the leader; nothing was proposed. Retry at `leader`.
+    NotLeader {
+        /// The leader the receiver knows of.
+        leader: Option<NodeId>,
+    },
+}
+
+/// An answer to a [`Request`].
+#[derive(Debug, Serialize, Deserialize)]
+pub(crate) enum Response {
+    /// To [`Request::AppendEntries`].
+    AppendEntries(AppendEntriesResponse),
+    /// To [`Request::Vote`] and [`Request::PreVote`].
+    Vote(VoteResponse),
+    /// To [`Request::TransferLeader`].
+    TransferLeader(TransferLeaderResponse),
+    /// To [`Request::Write`]: one outcome per command, in order.
+    Write(Vec<WriteOutcome>),
+    /// To [`Request::ReadIndex`]: apply up to this index, then read.
+    ReadIndex(u64),
+    /// To [`Request::Load`].
+    Load(Option<SessionRecord>),
+    /// To an admin request: done.
+    Done,
+    /// The receiver is not the leader and cannot serve this; retry at `leader`.
+    NotLeader {
+        /// The leader the receiver knows of.
+        leader: Option<NodeId>,
+        /// Its cluster address, if known (a joining node knows no members yet).
+        addr: Option<String>,
+    },
+    /// The receiver could not serve the request now (stopping, no quorum,
+    /// behind); retrying later may work.
+    Unavailable(String),
+    /// The request was refused for good (bad membership change, ...).
+    Refused(String),
+}
+
+/// A full snapshot as sent to a follower.
+#[derive(Debug, Serialize, Deserialize)]
+pub(crate) struct SnapshotTransfer {
+    /// The leader's vote; the follower refuses snapshots of stale leaders.
+    pub(crate) vote: Vote,
+    /// Last included log id and membership.
+    pub(crate) meta: SnapshotMeta,
+    /// The encoded state machine.
+    pub(crate) data: Vec<u8>,
+}
+
+/// Answer to a [`SnapshotTransfer`].
+#[derive(Debug, Serialize, Deserialize)]
+pub(crate) enum SnapshotReply {
+    /// Installed (or refused because of a newer vote, which the response says).
+    Installed(SnapshotResponse),
+    /// The receiver is stopping.
+    Unavailable(String),
+}
+
+/// Why a body could not be decoded.
+#[derive(Debug, thiserror::Error)]
+#[error("malformed message: {0}")]
+pub(crate) struct DecodeError(String);
+
+/// Why a message could not be encoded (a bug or an unencodable value).
+#[derive(Debug, thiserror::Error)]
+#[error("could not encode message: {0}")]
+pub(crate) struct EncodeError(String);
+
+/// bincode configuration shared by every message.
+fn config() -> impl bincode::config::Config {
+    bincode::config::standard().with_limit::<DECODE_LIMIT>()
+}
+
+/// Encodes a message.
+pub(crate) fn encode<T: Serialize>(message: &T) -> Result<Vec<u8>, EncodeError> {
+    bincode::serde::encode_to_vec(message, config()).map_err(|e| EncodeError(e.to_string()))
+}
+
+/// Decodes a whole body into one message; trailing bytes are an error.
+pub(crate) fn decode<T: DeserializeOwned>(body: &[u8]) -> Result<T, DecodeError> {
+    let (message, read) = bincode::serde::decode_from_slice::<T, _>(body, config())
+        .map_err(|e| DecodeError(e.to_string()))?;
+    if read != body.len() {
+        return Err(DecodeError(format!(
+            "{} trailing bytes after the message",
+            body.len() - read
+        )));
+    }
+    Ok(message)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn requests_round_trip() {
+        let id = SessionId::generate(None).unwrap();
+        let request = Request::Write(vec![
+            Command::Delete { id },
+            Command::ExpireBefore { now: 42 },
+        ]);
+        let bytes = encode(&request).unwrap();
+        match decode::<Request>(&bytes).unwrap() {
+            Request::Write(commands) => {
+                assert_eq!(commands[0], Command::Delete { id });
+                assert_eq!(commands[1], Command::ExpireBefore { now: 42 });
+            }
+            other => panic!("decoded {other:?}"),
+        }
+    }
+
+    #[test]
+    fn garbage_is_an_error_not_a_panic() {
+        for body in [
+            &b""[..],
+            &b"\xff\xff\xff\xff\xff\xff\xff\xff\xff"[..],
+            &b"\x04\xfd\xff\xff\xff\xff\xff\xff\xff\x7f"[..],
+            &[0x7f; 64][..],
+        ] {
+            assert!(decode::<Request>(body).is_err());
+        }
+        // A valid message followed by junk is refused too.
+        let mut bytes = encode(&Request::ReadIndex).unwrap();
+        bytes.push(0);
+        assert!(decode::<Request>(&bytes).is_err());
+    }
+
+    #[test]
+    fn huge_length_prefix_does_not_allocate() {
+        // Write(Vec<Command>) claiming 2^60 commands in a 12-byte body.
+        let mut bytes = vec![4u8];
+        bytes.push(0xfd);
+        bytes.extend_from_slice(&(1u64 << 60).to_le_bytes());
+        assert!(decode::<Request>(&bytes).is_err());
+    }
+}

@@ -1,0 +1,235 @@
+//! The cluster-port HTTP server: accepts peers' connections, checks the
+//! cluster secret, decodes [`crate::rpc`] messages and hands them to the node.
+//!
+//! Refusals are HTTP statuses with a short text body, so that they are
+//! readable with `curl` and never mistaken for Raft answers: `401` for a
+//! missing or wrong secret (logged with the peer address, never the secret),
+//! `400` for a malformed body, `413` for an oversized one, `404`/`405` for
+//! anything but `POST` to a known path.
+//!
+//! Shutdown is graceful: the accept loop stops, every open connection finishes
+//! its in-flight request and closes, and [`ServerHandle::stop`] returns once
+//! all connection tasks are gone.
+
+use std::convert::Infallible;
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Duration;
+
+use bytes::Bytes;
+use http::header::{AUTHORIZATION, CONTENT_TYPE};
+use http::{Method, StatusCode};
+use http_body_util::{BodyExt, Full, Limited};
+use hyper::body::Incoming;
+use hyper::service::service_fn;
+use hyper_util::rt::{TokioIo, TokioTimer};
+use subtle::ConstantTimeEq;
+use tokio::net::TcpListener;
+use tokio::sync::watch;
+use tokio::task::JoinSet;
+
+use crate::node::Shared;
+use crate::rpc::{self, Request, SnapshotTransfer, RPC_PATH, SNAPSHOT_PATH};
+
+/// What the server needs besides the node.
+pub(crate) struct ServerConfig {
+    /// The exact `authorization` header value expected, or `None` (insecure).
+    pub(crate) expected_authorization: Option<Vec<u8>>,
+    /// Body limit of [`RPC_PATH`].
+    pub(crate) max_rpc_bytes: usize,
+    /// Body limit of [`SNAPSHOT_PATH`].
+    pub(crate) max_snapshot_bytes: usize,
+}
+
+/// Stops the server.
+pub(crate) struct ServerHandle {
+    /// Tells the accept loop and every connection to finish.
+    shutdown: watch::Sender<bool>,
+    /// The accept loop, which owns the connection tasks.
+    task: tokio::task::JoinHandle<()>,
+}
+
+impl ServerHandle {
+    /// Stops accepting, lets in-flight requests finish (bounded), and waits.
+    pub(crate) async fn stop(self) {
+        let _ = self.shutdown.send(true);
+        let mut task = self.task;
+        if tokio::time::timeout(Duration::from_secs(5), &mut task)
+            .await
+            .is_err()
+        {
+            task.abort();
+        }
+    }
+}
+
+/// Starts serving `listener` in the background.
+pub(crate) fn spawn(
+    listener: TcpListener,
+    node: Arc<Shared>,
+    config: ServerConfig,
+) -> ServerHandle {
+    let (shutdown, stop_rx) = watch::channel(false);
+    let task = tokio::spawn(accept_loop(listener, node, Arc::new(config), stop_rx));
+    ServerHandle { shutdown, task }
+}
+
+async fn accept_loop(
+    listener: TcpListener,
+    node: Arc<Shared>,
+    config: Arc<ServerConfig>,
+    mut stop: watch::Receiver<bool>,
+) {
+    let mut connections = JoinSet::new();
+    loop {
+        let accepted = tokio::select! {
+            _ = crate::node::stopped(&mut stop) => break,
+            accepted = listener.accept() => accepted,
+            // Reap finished connection tasks so the set does not grow forever.
+            Some(_) = connections.join_next(), if !connections.is_empty() => continue,
+        };
+        let (stream, peer) = match accepted {
+            Ok(accepted) => accepted,
+            Err(e) => {
+                // Out of file descriptors and the like: wait instead of spinning.
+                tracing::warn!(error = %e, "cluster listener accept failed");
+                tokio::time::sleep(Duration::from_millis(50)).await;
+                continue;
+            }
+        };
+        let _ = stream.set_nodelay(true);
+        let node = node.clone();
+        let config = config.clone();
+        let mut stop = stop.clone();
+        connections.spawn(async move {
+            let service = service_fn(move |request| {
+                let node = node.clone();
+                let config = config.clone();
+                async move { Ok::<_, Infallible>(handle(request, peer, &node, &config).await) }
+            });
+            let connection = hyper::server::conn::http1::Builder::new()
+                .timer(TokioTimer::new())
+                // A peer that opens a connection and sends nothing is dropped.
+                .header_read_timeout(Duration::from_secs(30))
+                .serve_connection(TokioIo::new(stream), service);
+            tokio::pin!(connection);
+            tokio::select! {
+                result = connection.as_mut() => {
+                    if let Err(e) = result {
+                        tracing::debug!(%peer, error = %e, "cluster connection ended with an error");
+                    }
+                }
+                _ = crate::node::stopped(&mut stop) => {
+                    connection.as_mut().graceful_shutdown();
+                    let _ = connection.await;
+                }
+            }
+        });
+    }
+    drop(listener);
+    while connections.join_next().await.is_some() {}
+}
+
+/// A plain-text refusal.
+fn refuse(status: StatusCode, message: impl Into<String>) -> http::Response<Full<Bytes>> {
+    let mut response = http::Response::new(Full::new(Bytes::from(message.into())));
+    *response.status_mut() = status;
+    response.headers_mut().insert(
+        CONTENT_TYPE,
+        http::HeaderValue::from_static("text/plain; charset=utf-8"),
+    );
+    response
+}
+
+/// A bincode answer.
+fn answer<T: serde::Serialize>(message: &T) -> http::Response<Full<Bytes>> {
+    match rpc::encode(message) {
+        Ok(body) => {
+            let mut response = http::Response::new(Full::new(Bytes::from(body)));
+            response.headers_mut().insert(
+                CONTENT_TYPE,
+                http::HeaderValue::from_static(rpc::CONTENT_TYPE),
+            );
+            response
+        }
+        Err(e) => {
+            tracing::error!(error = %e, "could not encode an answer");
+            refuse(StatusCode::INTERNAL_SERVER_ERROR, e.to_string())
+        }
+    }
+}
+
+/// Checks the secret in constant time (the length is not secret).
+fn authorized(request: &http::Request<Incoming>, config: &ServerConfig) -> bool {
+    let Some(expected) = &config.expected_authorization else {
+        return true;
+    };
+    match request.headers().get(AUTHORIZATION) {
+        Some(provided) => bool::from(provided.as_bytes().ct_eq(expected)),
+        None => false,
+    }
+}
+
+async fn handle(
+    request: http::Request<Incoming>,
+    peer: SocketAddr,
+    node: &Shared,
+    config: &ServerConfig,
+) -> http::Response<Full<Bytes>> {
+    let limit = match request.uri().path() {
+        RPC_PATH => config.max_rpc_bytes,
+        SNAPSHOT_PATH => config.max_snapshot_bytes,
+        _ => return refuse(StatusCode::NOT_FOUND, "no such cluster endpoint"),
+    };
+    if request.method() != Method::POST {
+        return refuse(
+            StatusCode::METHOD_NOT_ALLOWED,
+            "cluster endpoints take POST",
+        );
+    }
+    if !authorized(&request, config) {
+        let reason = if request.headers().contains_key(AUTHORIZATION) {
+            "wrong"
+        } else {
+            "missing"
+        };
+        tracing::warn!(%peer, path = request.uri().path(), "refused cluster request: {reason} cluster secret");
+        return refuse(StatusCode::UNAUTHORIZED, "cluster secret missing or wrong");
+    }
+    let path = request.uri().path().to_owned();
+    let body = match Limited::new(request.into_body(), limit).collect().await {
+        Ok(body) => body.to_bytes(),
+        Err(e) => {
+            if e.downcast_ref::<http_body_util::LengthLimitError>()
+                .is_some()
+            {
+                tracing::warn!(%peer, limit, "refused oversized cluster request");
+                return refuse(
+                    StatusCode::PAYLOAD_TOO_LARGE,
+                    format!("body larger than {limit} bytes"),
+                );
+            }
+            return refuse(StatusCode::BAD_REQUEST, format!("could not read body: {e}"));
+        }
+    };
+    if path == SNAPSHOT_PATH {
+        return match rpc::decode::<SnapshotTransfer>(&body) {
+            Ok(transfer) => answer(&node.install_snapshot(transfer).await),
+            Err(e) => {
+                tracing::warn!(%peer, error = %e, "refused malformed snapshot");
+                refuse(StatusCode::BAD_REQUEST, e.to_string())
+            }
+        };
+    }
+    match rpc::decode::<Request>(&body) {
+        Ok(request) => {
+            let kind = request.kind();
+            tracing::trace!(%peer, kind, "cluster request");
+            answer(&node.handle(request).await)
+        }
+        Err(e) => {
+            tracing::warn!(%peer, error = %e, "refused malformed cluster request");
+            refuse(StatusCode::BAD_REQUEST, e.to_string())
+        }
+    }
+}

@@ -1,0 +1,518 @@
+//! Three-node clusters on loopback with real sockets: replication through
+//! followers, leader loss, catch-up by snapshot, full restarts from disk, a
+//! node cut off by its proxy, and the cluster port's authentication.
+
+mod common;
+
+use std::time::{Duration, Instant};
+
+use bytes::Bytes;
+use common::*;
+use http_body_util::{BodyExt, Full};
+use hyper_util::client::legacy::Client;
+use hyper_util::rt::TokioExecutor;
+use session_core::{ChangeSet, ConsistencyToken, SessionStore, StoreError};
+use session_raft::{NodeConfig, RaftNode, StartError};
+
+const LEADER_WAIT: Duration = Duration::from_secs(10);
+
+async fn write_then_read_through_followers(durable: bool) {
+    let cluster = TestCluster::start(3, durable, |c| c).await;
+    let (leader, followers) = cluster.followers(LEADER_WAIT).await;
+    let (writer, reader) = (followers[0], followers[1]);
+
+    let id = new_id();
+    let created = cluster
+        .node(writer)
+        .store()
+        .create(&id, new_session(7))
+        .await
+        .expect("create through a follower");
+    assert!(created.token.0 > 0);
+    assert_eq!(created.version, created.token.0);
+
+    let mut changes = ChangeSet::default();
+    changes.set("v".into(), 8u64.to_le_bytes().to_vec());
+    let applied = cluster
+        .node(writer)
+        .store()
+        .apply(&id, changes, now())
+        .await
+        .expect("apply through a follower");
+    assert!(applied.token > created.token);
+
+    // The token makes the other follower (and the leader) wait until applied.
+    for node in [reader, leader] {
+        let record = cluster
+            .node(node)
+            .store()
+            .load(&id, applied.token, now())
+            .await
+            .expect("load with token")
+            .expect("session exists");
+        assert_eq!(value_of(&record), 8);
+        assert_eq!(record.version, applied.version);
+    }
+
+    // Create with an id already taken is refused, through a follower too.
+    let err = cluster
+        .node(reader)
+        .store()
+        .create(&id, new_session(1))
+        .await
+        .unwrap_err();
+    assert_eq!(err, StoreError::IdExists);
+
+    let deleted = cluster.node(reader).store().delete(&id).await.unwrap();
+    let gone = cluster
+        .node(writer)
+        .store()
+        .load(&id, deleted.token, now())
+        .await
+        .unwrap();
+    assert!(gone.is_none());
+    cluster.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn write_through_follower_read_through_another_ephemeral() {
+    write_then_read_through_followers(false).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn write_through_follower_read_through_another_durable() {
+    write_then_read_through_followers(true).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn concurrent_forwarded_writes_all_commit() {
+    let cluster = TestCluster::start(3, false, |c| c).await;
+    let (_, followers) = cluster.followers(LEADER_WAIT).await;
+    let store = cluster.node(followers[0]).store();
+    let started = Instant::now();
+    let writes: Vec<_> = (0..200u64)
+        .map(|i| {
+            let store = store.clone();
+            tokio::spawn(async move {
+                let id = new_id();
+                let committed = store.create(&id, new_session(i)).await.expect("create");
+                (id, i, committed)
+            })
+        })
+        .collect();
+    let mut results = Vec::new();
+    for write in writes {
+        results.push(write.await.unwrap());
+    }
+    eprintln!(
+        "200 concurrent forwarded creates took {:?}",
+        started.elapsed()
+    );
+    let other = cluster.node(followers[1]).store();
+    for (id, i, committed) in results {
+        let record = other
+            .load(&id, committed.token, now())
+            .await
+            .unwrap()
+            .unwrap();
+        assert_eq!(value_of(&record), i);
+    }
+    cluster.shutdown().await;
+}
+
+async fn leader_loss(graceful: bool, bound: Duration) {
+    let mut cluster = TestCluster::start(3, false, |c| c).await;
+    let old_leader = cluster.leader(LEADER_WAIT).await;
+    let survivor = if old_leader == 1 { 2 } else { 1 };
+    let mut acknowledged = Vec::new();
+    for i in 0..20u64 {
+        let id = new_id();
+        let committed = cluster
+            .node(survivor)
+            .store()
+            .create(&id, new_session(i))
+            .await
+            .unwrap();
+        acknowledged.push((id, i, committed));
+    }
+
+    let stopped_at = Instant::now();
+    if graceful {
+        cluster.stop_node(old_leader).await;
+    } else {
+        cluster.crash_node(old_leader).await;
+    }
+    let new_leader = cluster.leader(Duration::from_secs(10)).await;
+    let took = stopped_at.elapsed();
+    eprintln!("new leader {new_leader} after {took:?} (graceful: {graceful})");
+    assert_ne!(new_leader, old_leader);
+    assert!(took < bound, "new leader took {took:?}, bound {bound:?}");
+
+    // Writes continue, through either survivor.
+    for node in cluster.running() {
+        for i in 100..110u64 {
+            let id = new_id();
+            let committed = cluster
+                .node(node)
+                .store()
+                .create(&id, new_session(i))
+                .await
+                .unwrap();
+            acknowledged.push((id, i, committed));
+        }
+    }
+    for node in cluster.running() {
+        for (id, i, committed) in &acknowledged {
+            let record = cluster
+                .node(node)
+                .store()
+                .load(id, committed.token, now())
+                .await
+                .unwrap()
+                .expect("acknowledged write survives");
+            assert_eq!(value_of(&record), *i);
+        }
+    }
+    cluster.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn leader_shutdown_new_leader_within_two_seconds() {
+    leader_loss(true, Duration::from_secs(2)).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn leader_crash_new_leader_and_no_acknowledged_write_lost() {
+    // An election timeout (≤ 0.9 s) plus a vote; generous for a loaded machine.
+    leader_loss(false, Duration::from_secs(4)).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn restarted_node_catches_up_through_snapshot() {
+    let mut cluster = TestCluster::start(3, true, |c| c.with_snapshot_every(50)).await;
+    let (leader, followers) = cluster.followers(LEADER_WAIT).await;
+    let lagging = followers[0];
+    cluster.stop_node(lagging).await;
+
+    let mut acknowledged = Vec::new();
+    for i in 0..300u64 {
+        let id = new_id();
+        let committed = cluster
+            .node(leader)
+            .store()
+            .create(&id, new_session(i))
+            .await
+            .unwrap();
+        acknowledged.push((id, i, committed));
+    }
+    let last = acknowledged.last().unwrap().2.token;
+    // The leader has purged the log the stopped node would need.
+    eventually(Duration::from_secs(10), "leader purges its log", || async {
+        let status = cluster.node(leader).status();
+        (status.snapshot_index.unwrap_or(0) > 100).then_some(())
+    })
+    .await;
+
+    cluster.start_node(lagging).await;
+    eventually(
+        Duration::from_secs(20),
+        "restarted node catches up",
+        || async { (cluster.node(lagging).store().applied_index() >= last.0).then_some(()) },
+    )
+    .await;
+    let status = cluster.node(lagging).status();
+    assert!(
+        status.snapshot_index.unwrap_or(0) > 100,
+        "caught up through a snapshot: {status:?}"
+    );
+    let store = cluster.node(lagging).store();
+    for (id, i, committed) in &acknowledged {
+        let record = store
+            .load(id, committed.token, now())
+            .await
+            .unwrap()
+            .unwrap();
+        assert_eq!(value_of(&record), *i);
+    }
+    assert_eq!(status.session_count, acknowledged.len());
+    cluster.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn whole_cluster_restart_from_disk_loses_nothing() {
+    let mut cluster = TestCluster::start(3, true, |c| c.with_snapshot_every(40)).await;
+    cluster.leader(LEADER_WAIT).await;
+    let mut acknowledged = Vec::new();
+    for i in 0..100u64 {
+        let via = 1 + i % 3;
+        let id = new_id();
+        let committed = cluster
+            .node(via)
+            .store()
+            .create(&id, new_session(i))
+            .await
+            .unwrap();
+        acknowledged.push((id, i, committed));
+    }
+    // Stop all at once, like a power cut.
+    for id in 1..=3 {
+        cluster.crash_node(id).await;
+    }
+    for id in 1..=3 {
+        cluster.start_node(id).await;
+    }
+    cluster.leader(LEADER_WAIT).await;
+    for node in 1..=3 {
+        let store = cluster.node(node).store();
+        for (id, i, committed) in &acknowledged {
+            let record = store
+                .load(id, committed.token, now())
+                .await
+                .unwrap()
+                .expect("acknowledged write survives a full restart");
+            assert_eq!(value_of(&record), *i);
+        }
+    }
+    // And the restarted cluster takes writes.
+    let id = new_id();
+    cluster
+        .node(2)
+        .store()
+        .create(&id, new_session(1))
+        .await
+        .unwrap();
+    cluster.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn cut_off_node_cannot_commit_and_serves_no_stale_reads() {
+    let cluster = TestCluster::start(3, false, |c| {
+        c.with_write_timeout(Duration::from_secs(3))
+            .with_read_wait(Duration::from_millis(500))
+    })
+    .await;
+    let (leader, followers) = cluster.followers(LEADER_WAIT).await;
+    let (cut, other) = (followers[0], followers[1]);
+
+    let id = new_id();
+    let first = cluster
+        .node(leader)
+        .store()
+        .create(&id, new_session(1))
+        .await
+        .unwrap();
+    let seen = cluster
+        .node(cut)
+        .store()
+        .load(&id, first.token, now())
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(value_of(&seen), 1);
+
+    cluster.cut(cut);
+
+    // The majority goes on.
+    let mut changes = ChangeSet::default();
+    changes.set("v".into(), 2u64.to_le_bytes().to_vec());
+    let second = cluster
+        .node(other)
+        .store()
+        .apply(&id, changes, now())
+        .await
+        .unwrap();
+
+    // A write through the cut node is never acknowledged.
+    let mut changes = ChangeSet::default();
+    changes.set("v".into(), 3u64.to_le_bytes().to_vec());
+    let refused = cluster.node(cut).store().apply(&id, changes, now()).await;
+    assert!(
+        matches!(refused, Err(StoreError::Unavailable { .. })),
+        "cut-off write must fail: {refused:?}"
+    );
+    let new_id_ = new_id();
+    let refused = cluster
+        .node(cut)
+        .store()
+        .create(&new_id_, new_session(9))
+        .await;
+    assert!(
+        matches!(refused, Err(StoreError::Unavailable { .. })),
+        "{refused:?}"
+    );
+
+    // A client that saw the newer write never reads the older value there.
+    for _ in 0..3 {
+        match cluster
+            .node(cut)
+            .store()
+            .load(&id, second.token, now())
+            .await
+        {
+            Err(StoreError::Unavailable { .. }) => {}
+            Ok(Some(record)) => assert_eq!(value_of(&record), 2, "stale read"),
+            other => panic!("unexpected read result {other:?}"),
+        }
+    }
+    // Without a token it may serve what it has (session consistency).
+    let local = cluster
+        .node(cut)
+        .store()
+        .load(&id, ConsistencyToken::NONE, now())
+        .await
+        .unwrap();
+    assert!(local.is_some());
+
+    cluster.heal(cut);
+    let record = eventually(
+        Duration::from_secs(10),
+        "healed node catches up",
+        || async {
+            cluster
+                .node(cut)
+                .store()
+                .load(&id, second.token, now())
+                .await
+                .ok()
+                .flatten()
+        },
+    )
+    .await;
+    assert_eq!(value_of(&record), 2);
+    // The refused writes did not sneak in.
+    let after = cluster
+        .node(leader)
+        .store()
+        .load(&new_id_, second.token, now())
+        .await
+        .unwrap();
+    assert!(after.is_none(), "a write reported as failed was committed");
+    cluster.shutdown().await;
+}
+
+async fn post(addr: &str, path: &str, auth: Option<&str>, body: Vec<u8>) -> (u16, String) {
+    let client: Client<_, Full<Bytes>> = Client::builder(TokioExecutor::new()).build_http();
+    let mut request = http::Request::post(format!("http://{addr}{path}"));
+    if let Some(auth) = auth {
+        request = request.header("authorization", auth);
+    }
+    let response = client
+        .request(request.body(Full::new(Bytes::from(body))).unwrap())
+        .await
+        .unwrap();
+    let status = response.status().as_u16();
+    let body = response.into_body().collect().await.unwrap().to_bytes();
+    (status, String::from_utf8_lossy(&body).into_owned())
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn cluster_rpc_requires_the_secret_and_refuses_garbage() {
+    let cluster = TestCluster::start(3, false, |c| c).await;
+    let leader = cluster.leader(LEADER_WAIT).await;
+    let addr = cluster.node(leader).cluster_addr().to_string();
+    let good = format!(
+        "Bearer {}",
+        SECRET
+            .iter()
+            .map(|b| format!("{b:02x}"))
+            .collect::<String>()
+    );
+
+    let (status, _) = post(&addr, "/raft/rpc", None, vec![6]).await;
+    assert_eq!(status, 401, "no secret");
+    let (status, body) = post(&addr, "/raft/rpc", Some("Bearer 00ff"), vec![6]).await;
+    assert_eq!(status, 401, "wrong secret");
+    assert!(
+        !body.contains(&good[7..]),
+        "the refusal must not echo the secret"
+    );
+    let (status, _) = post(&addr, "/raft/snapshot", Some("Bearer nope"), vec![]).await;
+    assert_eq!(status, 401, "snapshot endpoint needs the secret too");
+
+    // With the secret, a malformed body is a 400, not a crash.
+    for garbage in [
+        vec![],
+        vec![0xff; 64],
+        vec![4, 0xfd, 0, 0, 0, 0, 0, 0, 0, 0x10],
+    ] {
+        let (status, body) = post(&addr, "/raft/rpc", Some(&good), garbage).await;
+        assert_eq!(status, 400, "{body}");
+        assert!(body.contains("malformed"), "{body}");
+    }
+    let (status, _) = post(&addr, "/raft/snapshot", Some(&good), vec![1, 2, 3]).await;
+    assert_eq!(status, 400);
+    let (status, _) = post(&addr, "/nope", Some(&good), vec![]).await;
+    assert_eq!(status, 404);
+    // Oversized bodies are refused.
+    let (status, _) = post(&addr, "/raft/rpc", Some(&good), vec![0; 65 << 20]).await;
+    assert_eq!(status, 413);
+
+    // The cluster still works.
+    let id = new_id();
+    cluster
+        .node(leader)
+        .store()
+        .create(&id, new_session(1))
+        .await
+        .unwrap();
+    cluster.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn multi_node_cluster_without_secret_refuses_to_start() {
+    let addr = "127.0.0.1:0".parse().unwrap();
+    let peers = [
+        (1, "127.0.0.1:1".to_string()),
+        (2, "127.0.0.1:2".to_string()),
+    ]
+    .into();
+    let config = NodeConfig::new(1, addr).with_peers(peers);
+    let err = RaftNode::start(config.clone()).await.unwrap_err();
+    assert!(matches!(err, StartError::Config(_)), "{err}");
+    // Insecure on purpose is allowed.
+    let node = RaftNode::start(config.with_insecure(true)).await.unwrap();
+    node.shutdown().await.unwrap();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn join_promote_and_remove_at_run_time() {
+    let cluster = TestCluster::start(3, false, |c| c).await;
+    let leader = cluster.leader(LEADER_WAIT).await;
+    let follower = if leader == 1 { 2 } else { 1 };
+    let id = new_id();
+    let committed = cluster
+        .node(leader)
+        .store()
+        .create(&id, new_session(5))
+        .await
+        .unwrap();
+
+    // Node 4 joins through a follower (the request is redirected to the leader).
+    let via = cluster.proxies[&follower].addr.to_string();
+    let config = test_timing(
+        NodeConfig::new(4, "127.0.0.14:0".parse().unwrap())
+            .with_secret(common::SECRET)
+            .with_join(via),
+    );
+    let joined = RaftNode::start(config).await.expect("join");
+    let record = joined
+        .store()
+        .load(&id, committed.token, now())
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(value_of(&record), 5);
+    let status = cluster.node(leader).status();
+    let member = status.members.iter().find(|m| m.id == 4).expect("member 4");
+    assert!(member.voter, "{status:?}");
+
+    // Remove it again, from another node.
+    cluster.node(follower).remove_member(4).await.unwrap();
+    eventually(Duration::from_secs(10), "member 4 removed", || async {
+        let status = cluster.node(leader).status();
+        (!status.members.iter().any(|m| m.id == 4)).then_some(())
+    })
+    .await;
+    joined.shutdown_abruptly().await.ok();
+    cluster.shutdown().await;
+}
