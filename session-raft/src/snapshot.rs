@@ -95,6 +95,9 @@ pub enum SnapshotError {
     /// The payload does not decode.
     #[error("snapshot payload does not decode: {0}")]
     Decode(String),
+    /// The contents do not match the metadata sent with them.
+    #[error("snapshot contents do not match its metadata")]
+    Mismatch,
     /// Encoding failed (should not happen for our types).
     #[error("snapshot encoding failed: {0}")]
     Encode(String),
@@ -194,6 +197,22 @@ pub(crate) fn decode(bytes: &[u8]) -> Result<SnapshotContents, SnapshotError> {
         )));
     }
     Ok(contents)
+}
+
+/// Checks snapshot bytes received from a peer, before they go to
+/// `Raft::install_full_snapshot`: that they decode and match `meta`.
+///
+/// openraft treats a failing `install_snapshot` as a storage failure and
+/// stops the node, so the RPC handler should refuse bad bytes (as a bad
+/// request) instead of passing them on. This decodes the whole snapshot, so
+/// run it on a blocking thread for large snapshots.
+pub fn verify(meta: &SnapshotMeta, bytes: &[u8]) -> Result<(), SnapshotError> {
+    let contents = decode(bytes)?;
+    if contents.last_applied != meta.last_log_id || contents.last_membership != meta.last_membership
+    {
+        return Err(SnapshotError::Mismatch);
+    }
+    Ok(())
 }
 
 /// Where snapshot files live.

@@ -31,7 +31,11 @@ pub use map::SessionReader;
 /// machine and its snapshot builders (which finish on another task).
 #[derive(Debug, Default)]
 struct CurrentSnapshot {
-    snapshot: Option<(SnapshotMeta, SnapshotData)>,
+    /// Meta and bytes; locked only briefly.
+    snapshot: Mutex<Option<(SnapshotMeta, SnapshotData)>>,
+    /// Serializes snapshot file writes, held across the (slow) write so that
+    /// `get_current_snapshot` never waits for the disk.
+    write: Mutex<()>,
 }
 
 /// The session state machine. Construct with [`StateMachineStore::open`]
@@ -43,7 +47,7 @@ pub struct StateMachineStore {
     map: Arc<SessionMap>,
     last_applied: Option<LogId>,
     last_membership: StoredMembership,
-    current: Arc<Mutex<CurrentSnapshot>>,
+    current: Arc<CurrentSnapshot>,
     /// `None`: in memory only.
     dir: Option<SnapshotDir>,
 }
@@ -82,7 +86,7 @@ impl StateMachineStore {
             store
                 .map
                 .publish_applied(store.last_applied.map_or(0, |id| id.index));
-            store.current.lock().snapshot = Some((meta, SnapshotData::from(bytes)));
+            *store.current.snapshot.lock() = Some((meta, SnapshotData::from(bytes)));
         }
         store.dir = Some(snapshot_dir);
         Ok(store)
@@ -105,14 +109,15 @@ impl StateMachineStore {
 /// already be purged). Holds the lock across the write so that file and
 /// memory always agree; blocking, so call it from a blocking thread.
 fn store_current(
-    current: &Mutex<CurrentSnapshot>,
+    current: &CurrentSnapshot,
     dir: Option<&SnapshotDir>,
     meta: &SnapshotMeta,
     data: &SnapshotData,
 ) -> io::Result<()> {
-    let mut current = current.lock();
+    let _writing = current.write.lock();
     let newer_exists = current
         .snapshot
+        .lock()
         .as_ref()
         .is_some_and(|(existing, _)| existing.last_log_id > meta.last_log_id);
     if newer_exists {
@@ -121,7 +126,7 @@ fn store_current(
     if let Some(dir) = dir {
         dir.write(data)?;
     }
-    current.snapshot = Some((meta.clone(), data.clone()));
+    *current.snapshot.lock() = Some((meta.clone(), data.clone()));
     Ok(())
 }
 
@@ -140,12 +145,11 @@ impl RaftStateMachine<TypeConfig> for StateMachineStore {
         while let Some((entry, responder)) = entries.try_next().await? {
             let index = entry.log_id.index;
             self.last_applied = Some(entry.log_id);
-            let response = match &entry.payload {
+            let response = match entry.payload {
                 EntryPayload::Blank => CommandResponse::ok(index),
                 EntryPayload::Normal(command) => self.map.apply_command(command, index),
                 EntryPayload::Membership(membership) => {
-                    self.last_membership =
-                        StoredMembership::new(Some(entry.log_id), membership.clone());
+                    self.last_membership = StoredMembership::new(Some(entry.log_id), membership);
                     CommandResponse::ok(index)
                 }
             };
@@ -179,19 +183,18 @@ impl RaftStateMachine<TypeConfig> for StateMachineStore {
         meta: &SnapshotMeta,
         snapshot: SnapshotData,
     ) -> Result<(), io::Error> {
+        let expected = meta.clone();
         let (contents, snapshot) = tokio::task::spawn_blocking(move || {
-            snapshot::decode(&snapshot).map(|contents| (contents, snapshot))
+            let contents = snapshot::decode(&snapshot)?;
+            if contents.last_applied != expected.last_log_id
+                || contents.last_membership != expected.last_membership
+            {
+                return Err(snapshot::SnapshotError::Mismatch);
+            }
+            Ok((contents, snapshot))
         })
         .await
         .map_err(io::Error::other)??;
-        if contents.last_applied != meta.last_log_id
-            || contents.last_membership != meta.last_membership
-        {
-            return Err(io::Error::new(
-                io::ErrorKind::InvalidData,
-                "snapshot contents do not match its metadata",
-            ));
-        }
         // Saved before the map changes: once installed, openraft may purge the
         // log the snapshot covers, so the file must already be there.
         let (current, dir, stored_meta) =
@@ -212,8 +215,8 @@ impl RaftStateMachine<TypeConfig> for StateMachineStore {
     async fn get_current_snapshot(&mut self) -> Result<Option<Snapshot>, io::Error> {
         Ok(self
             .current
-            .lock()
             .snapshot
+            .lock()
             .as_ref()
             .map(|(meta, data)| Snapshot {
                 meta: meta.clone(),
@@ -230,7 +233,7 @@ pub struct SnapshotBuilder {
     last_applied: Option<LogId>,
     last_membership: StoredMembership,
     records: Vec<(SessionId, Arc<SessionRecord>)>,
-    current: Arc<Mutex<CurrentSnapshot>>,
+    current: Arc<CurrentSnapshot>,
     dir: Option<SnapshotDir>,
 }
 

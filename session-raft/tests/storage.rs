@@ -431,7 +431,9 @@ async fn corrupt_snapshot_bytes_are_an_error_not_a_panic() {
     let mut longer = good.clone();
     longer.push(0);
     candidates.push(longer);
+    assert!(session_raft::snapshot::verify(&snapshot.meta, &good).is_ok());
     for bytes in candidates {
+        assert!(session_raft::snapshot::verify(&snapshot.meta, &bytes).is_err());
         let result = follower
             .install_snapshot(&snapshot.meta, bytes.into())
             .await;

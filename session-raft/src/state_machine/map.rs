@@ -72,18 +72,20 @@ impl SessionMap {
 
     /// Applies one command at log index `index`. Deterministic: reads no
     /// clock and no randomness, only the command and the map.
-    pub(crate) fn apply_command(&self, command: &Command, index: u64) -> CommandResponse {
+    /// Takes the command by value: the entry is ours once applied, so a new
+    /// session's data moves into the map without a copy.
+    pub(crate) fn apply_command(&self, command: Command, index: u64) -> CommandResponse {
         let result = match command {
-            Command::Create { id, session } => self.create(id, session, index),
-            Command::Apply { id, changes, now } => self.change(id, changes, *now, index),
+            Command::Create { id, session } => self.create(&id, session, index),
+            Command::Apply { id, changes, now } => self.change(&id, &changes, now, index),
             Command::Delete { id } => {
-                if self.shard(id).write().remove(id).is_some() {
+                if self.shard(&id).write().remove(&id).is_some() {
                     self.count.fetch_sub(1, Ordering::Relaxed);
                 }
                 Ok(index)
             }
             Command::ExpireBefore { now } => {
-                self.expire_before(*now);
+                self.expire_before(now);
                 Ok(index)
             }
         };
@@ -93,7 +95,7 @@ impl SessionMap {
     fn create(
         &self,
         id: &SessionId,
-        session: &NewSession,
+        session: NewSession,
         index: u64,
     ) -> Result<Version, StoreError> {
         // The creation time is the proposer's clock and decides whether an old
@@ -105,9 +107,7 @@ impl SessionMap {
             Some(_) => true,
             None => false,
         };
-        // The NewSession is in the log entry, which openraft owns; cloning its
-        // data once is the cost of building the record.
-        let record = session.clone().into_record(index)?;
+        let record = session.into_record(index)?;
         shard.insert(*id, Arc::new(record));
         if !replaced {
             self.count.fetch_add(1, Ordering::Relaxed);
@@ -269,5 +269,138 @@ impl SessionReader {
     /// index is applied, e.g. with `receiver.wait_for(|i| *i >= token)`.
     pub fn watch_applied(&self) -> watch::Receiver<u64> {
         self.map.applied.subscribe()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use session_core::SessionData;
+
+    use super::*;
+
+    fn new_session(created_at: u64, expires_at: u64) -> NewSession {
+        let mut data = SessionData::new();
+        data.insert("k".into(), vec![1]);
+        NewSession {
+            data,
+            created_at,
+            expires_at,
+            size_limit: 0,
+        }
+    }
+
+    fn id() -> SessionId {
+        SessionId::generate(None).unwrap()
+    }
+
+    fn create(map: &SessionMap, id: SessionId, index: u64, at: u64, until: u64) -> CommandResponse {
+        map.apply_command(
+            Command::Create {
+                id,
+                session: new_session(at, until),
+            },
+            index,
+        )
+    }
+
+    fn change(
+        map: &SessionMap,
+        id: SessionId,
+        changes: ChangeSet,
+        now: u64,
+        index: u64,
+    ) -> CommandResponse {
+        map.apply_command(Command::Apply { id, changes, now }, index)
+    }
+
+    #[test]
+    fn create_refuses_a_live_id_but_reuses_an_expired_one() {
+        let map = SessionMap::new();
+        let a = id();
+        assert_eq!(create(&map, a, 1, 0, 100).result, Ok(1));
+        assert_eq!(
+            create(&map, a, 2, 99, 500).result,
+            Err(StoreError::IdExists)
+        );
+        assert_eq!(create(&map, a, 3, 100, 500).result, Ok(3));
+        assert_eq!(map.count.load(Ordering::Relaxed), 1);
+        let mut oversized = new_session(0, 100);
+        oversized.size_limit = 4;
+        assert!(matches!(
+            map.apply_command(
+                Command::Create {
+                    id: id(),
+                    session: oversized
+                },
+                4
+            )
+            .result,
+            Err(StoreError::TooLarge { .. })
+        ));
+        assert_eq!(map.count.load(Ordering::Relaxed), 1);
+    }
+
+    #[test]
+    fn change_reports_missing_expired_conflict_and_too_large() {
+        let map = SessionMap::new();
+        let a = id();
+        create(&map, a, 1, 0, 100);
+        assert_eq!(
+            change(&map, id(), ChangeSet::default(), 0, 2).result,
+            Err(StoreError::NotFound)
+        );
+        assert_eq!(
+            change(&map, a, ChangeSet::default(), 100, 3).result,
+            Err(StoreError::NotFound)
+        );
+        let stale = ChangeSet {
+            expected_version: Some(7),
+            ..ChangeSet::default()
+        };
+        assert_eq!(
+            change(&map, a, stale, 50, 4).result,
+            Err(StoreError::VersionConflict { current: 1 })
+        );
+        let mut big = ChangeSet {
+            size_limit: 10,
+            ..ChangeSet::default()
+        };
+        big.set("big".into(), vec![0; 64]);
+        assert!(matches!(
+            change(&map, a, big.clone(), 50, 5).result,
+            Err(StoreError::TooLarge { .. })
+        ));
+        // A failed rotation leaves the record where it was.
+        let b = id();
+        big.rotate_to = Some(b);
+        assert!(matches!(
+            change(&map, a, big, 50, 6).result,
+            Err(StoreError::TooLarge { .. })
+        ));
+        let record = map.shard(&a).read().get(&a).cloned().unwrap();
+        assert_eq!(record.version, 1);
+        assert!(map.shard(&b).read().get(&b).is_none());
+        let ok = ChangeSet {
+            expected_version: Some(1),
+            ..ChangeSet::default()
+        };
+        assert_eq!(change(&map, a, ok, 50, 7).result, Ok(7));
+    }
+
+    #[test]
+    fn change_copies_a_record_only_while_it_is_shared() {
+        let map = SessionMap::new();
+        let a = id();
+        create(&map, a, 1, 0, 100);
+        let held = map.shard(&a).read().get(&a).cloned().unwrap();
+        let mut changes = ChangeSet::default();
+        changes.set("n".into(), vec![2]);
+        change(&map, a, changes.clone(), 0, 2);
+        assert_eq!(held.version, 1, "a reader's record never changes under it");
+        drop(held);
+        let before = Arc::as_ptr(&map.shard(&a).read().get(&a).cloned().unwrap());
+        change(&map, a, changes, 0, 3);
+        let after = Arc::as_ptr(map.shard(&a).read().get(&a).unwrap());
+        assert_eq!(before, after, "unshared record changed in place");
     }
 }
