@@ -280,6 +280,11 @@ impl NodeConfig {
             // A dead peer is retried quickly at first so that a restarted
             // member rejoins fast, but never more than twice a second.
             backoff: "50ms 100ms ...500ms".into(),
+            // An ephemeral member that restarts comes back with an empty log;
+            // the leader must then replicate from scratch instead of treating
+            // the lost entries as a bug. (Such a member also forgot its vote:
+            // ephemeral mode is for tests and demos, not production.)
+            allow_log_reversion: Some(self.data_dir.is_none()),
             ..openraft::Config::default()
         };
         config.validate().map_err(|e| e.to_string())

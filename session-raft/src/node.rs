@@ -628,7 +628,10 @@ impl Drop for RaftNode {
     fn drop(&mut self) {
         let _ = self.stop.send(true);
         if let Some(server) = self.server.take() {
-            tokio::spawn(server.stop());
+            // Outside a runtime the server task is gone with the runtime anyway.
+            if let Ok(runtime) = tokio::runtime::Handle::try_current() {
+                runtime.spawn(server.stop());
+            }
         }
     }
 }

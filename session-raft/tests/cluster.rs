@@ -12,7 +12,7 @@ use http_body_util::{BodyExt, Full};
 use hyper_util::client::legacy::Client;
 use hyper_util::rt::TokioExecutor;
 use session_core::{ChangeSet, ConsistencyToken, SessionStore, StoreError};
-use session_raft::{NodeConfig, RaftNode, StartError};
+use session_raft::{NodeConfig, RaftNode, ReadMode, StartError};
 
 const LEADER_WAIT: Duration = Duration::from_secs(10);
 
@@ -514,5 +514,135 @@ async fn join_promote_and_remove_at_run_time() {
     })
     .await;
     joined.shutdown_abruptly().await.ok();
+    cluster.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn linearizable_reads_see_the_latest_write_without_a_token() {
+    let cluster = TestCluster::start(3, false, |c| {
+        c.with_read_mode(ReadMode::Linearizable)
+            .with_read_wait(Duration::from_millis(800))
+    })
+    .await;
+    let (leader, followers) = cluster.followers(LEADER_WAIT).await;
+    let id = new_id();
+    cluster
+        .node(leader)
+        .store()
+        .create(&id, new_session(1))
+        .await
+        .unwrap();
+    for i in 2..12u64 {
+        let mut changes = ChangeSet::default();
+        changes.set("v".into(), i.to_le_bytes().to_vec());
+        cluster
+            .node(followers[0])
+            .store()
+            .apply(&id, changes, now())
+            .await
+            .unwrap();
+        // No token: the read index alone makes the follower catch up first.
+        for node in [followers[1], leader] {
+            let record = cluster
+                .node(node)
+                .store()
+                .load(&id, ConsistencyToken::NONE, now())
+                .await
+                .unwrap()
+                .unwrap();
+            assert_eq!(value_of(&record), i);
+        }
+    }
+    // A cut-off node cannot confirm a read index: it refuses rather than guess.
+    cluster.cut(followers[1]);
+    let read = cluster
+        .node(followers[1])
+        .store()
+        .load(&id, ConsistencyToken::NONE, now())
+        .await;
+    assert!(
+        matches!(read, Err(StoreError::Unavailable { .. })),
+        "{read:?}"
+    );
+    cluster.heal(followers[1]);
+    cluster.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn leader_expiry_timer_removes_expired_sessions_everywhere() {
+    let cluster = TestCluster::start(3, false, |c| {
+        // The leader's clock runs an hour ahead, so every new session has
+        // expired by its next tick.
+        let clock = session_core::Clock::manual(now() + 7_200_000);
+        c.with_clock(clock)
+            .with_expiry_interval(Duration::from_millis(200))
+    })
+    .await;
+    let leader = cluster.leader(LEADER_WAIT).await;
+    for i in 0..5 {
+        cluster
+            .node(leader)
+            .store()
+            .create(&new_id(), new_session(i))
+            .await
+            .unwrap();
+    }
+    eventually(
+        Duration::from_secs(10),
+        "expired sessions dropped on every node",
+        || async {
+            cluster
+                .running()
+                .iter()
+                .all(|id| cluster.node(*id).status().session_count == 0)
+                .then_some(())
+        },
+    )
+    .await;
+    cluster.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn ephemeral_follower_restarts_empty_and_catches_up() {
+    let mut cluster = TestCluster::start(3, false, |c| c).await;
+    let (leader, followers) = cluster.followers(LEADER_WAIT).await;
+    let mut last = None;
+    for i in 0..20u64 {
+        let id = new_id();
+        last = Some((
+            id,
+            i,
+            cluster
+                .node(leader)
+                .store()
+                .create(&id, new_session(i))
+                .await
+                .unwrap(),
+        ));
+    }
+    cluster.crash_node(followers[0]).await;
+    cluster.start_node(followers[0]).await;
+    let (id, i, committed) = last.unwrap();
+    let record = eventually(
+        Duration::from_secs(15),
+        "empty restart catches up",
+        || async {
+            cluster
+                .node(followers[0])
+                .store()
+                .load(&id, committed.token, now())
+                .await
+                .ok()
+                .flatten()
+        },
+    )
+    .await;
+    assert_eq!(value_of(&record), i);
+    let status = cluster.node(leader).status();
+    assert_eq!(status.members.len(), 3);
+    assert!(
+        status.members.iter().all(|m| m.matched_index.is_some()),
+        "{status:?}"
+    );
     cluster.shutdown().await;
 }
