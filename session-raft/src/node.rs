@@ -214,15 +214,19 @@ impl Shared {
     /// `first` (or at the leader this node knows of).
     async fn admin(&self, request: Request, first: Option<String>) -> Result<(), AdminError> {
         let deadline = Instant::now() + ADMIN_TIMEOUT;
+        // A joining node knows no leader: it keeps asking the member it was
+        // given until redirected.
+        let fallback = first.clone();
         let mut target = first;
         let mut last_problem = String::from("no leader known");
         while Instant::now() < deadline {
             let addr = match target.take() {
                 Some(addr) => Some(addr),
-                None => match self.leader() {
-                    Some((id, _)) if id == self.node_id => None,
-                    Some((_, addr)) => addr,
-                    None => {
+                None => match (self.leader(), &fallback) {
+                    (Some((id, _)), _) if id == self.node_id => None,
+                    (Some((_, Some(addr))), _) => Some(addr),
+                    (_, Some(fallback)) => Some(fallback.clone()),
+                    (_, None) => {
                         self.wait_leader_change(None, deadline, Duration::from_millis(200))
                             .await;
                         continue;
@@ -274,6 +278,36 @@ fn clone_admin(request: &Request) -> Request {
 }
 
 /// A running cluster member. See the module docs for the lifecycle.
+///
+/// Starting member 1 of a three-node cluster (members 2 and 3 run the same
+/// code with their own id and addresses):
+///
+/// ```no_run
+/// # async fn run() -> Result<(), Box<dyn std::error::Error>> {
+/// use std::collections::BTreeMap;
+/// use std::time::Duration;
+/// use session_raft::{NodeConfig, RaftNode};
+///
+/// let peers = BTreeMap::from([
+///     (1, "10.0.0.1:7000".to_string()),
+///     (2, "10.0.0.2:7000".to_string()),
+///     (3, "10.0.0.3:7000".to_string()),
+/// ]);
+/// let node = RaftNode::start(
+///     NodeConfig::new(1, "0.0.0.0:7000".parse()?)
+///         .with_advertise_addr("10.0.0.1:7000")
+///         .with_peers(peers)
+///         .with_secret(std::env::var("CLUSTER_SECRET")?)
+///         .with_data_dir("/var/lib/raft-sessions"),
+/// )
+/// .await?;
+/// node.wait_for_leader(Duration::from_secs(10)).await?;
+/// let store = node.store(); // a session_core::SessionStore for the layer
+/// # drop(store);
+/// node.shutdown().await?;
+/// # Ok(())
+/// # }
+/// ```
 pub struct RaftNode {
     /// State shared with stores, server and tasks.
     shared: Arc<Shared>,
