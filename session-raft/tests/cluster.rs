@@ -646,3 +646,90 @@ async fn ephemeral_follower_restarts_empty_and_catches_up() {
     );
     cluster.shutdown().await;
 }
+
+/// The store contract through a follower, until session-core's shared
+/// conformance suite lands (then run that suite here as well).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn store_contract_through_a_follower() {
+    let cluster = TestCluster::start(3, false, |c| c).await;
+    let (leader, followers) = cluster.followers(LEADER_WAIT).await;
+    let store = cluster.node(followers[0]).store();
+    let check = cluster.node(leader).store();
+
+    // Changes to a missing session: NotFound; deleting one: fine.
+    let missing = new_id();
+    let mut changes = ChangeSet::default();
+    changes.set("k".into(), vec![1]);
+    assert_eq!(
+        store.apply(&missing, changes, now()).await,
+        Err(StoreError::NotFound)
+    );
+    store
+        .delete(&missing)
+        .await
+        .expect("deleting a missing session succeeds");
+
+    // Compare-and-set.
+    let id = new_id();
+    let created = store.create(&id, new_session(1)).await.unwrap();
+    let stale = ChangeSet {
+        expected_version: Some(created.version - 1),
+        ..ChangeSet::default()
+    };
+    assert_eq!(
+        store.apply(&id, stale, now()).await,
+        Err(StoreError::VersionConflict {
+            current: created.version
+        })
+    );
+    let mut fresh = ChangeSet {
+        expected_version: Some(created.version),
+        ..ChangeSet::default()
+    };
+    fresh.set("v".into(), 2u64.to_le_bytes().to_vec());
+    let updated = store.apply(&id, fresh, now()).await.unwrap();
+    assert!(updated.version > created.version);
+
+    // Size limit: refused, nothing written.
+    let mut big = ChangeSet {
+        size_limit: 64,
+        ..ChangeSet::default()
+    };
+    big.set("big".into(), vec![0; 128]);
+    assert!(matches!(
+        store.apply(&id, big, now()).await,
+        Err(StoreError::TooLarge { .. })
+    ));
+
+    // Rotation moves the data to the new id.
+    let rotated = new_id();
+    let rotate = ChangeSet {
+        rotate_to: Some(rotated),
+        ..ChangeSet::default()
+    };
+    let moved = store.apply(&id, rotate, now()).await.unwrap();
+    assert!(check.load(&id, moved.token, now()).await.unwrap().is_none());
+    let record = check
+        .load(&rotated, moved.token, now())
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(value_of(&record), 2);
+    assert!(!record.data.contains_key("big"));
+
+    // Expired at `now`: not loaded, not changed.
+    let late = record.expires_at + 1;
+    assert!(check
+        .load(&rotated, moved.token, late)
+        .await
+        .unwrap()
+        .is_none());
+    let mut changes = ChangeSet::default();
+    changes.set("k".into(), vec![1]);
+    assert_eq!(
+        store.apply(&rotated, changes, late).await,
+        Err(StoreError::NotFound)
+    );
+    assert_eq!(store.mesh_tag(), None);
+    cluster.shutdown().await;
+}
