@@ -149,9 +149,27 @@ impl Shared {
 
     /// Installs a snapshot streamed by the leader.
     pub(crate) async fn install_snapshot(&self, transfer: SnapshotTransfer) -> SnapshotReply {
+        // openraft treats a state machine that fails to install a snapshot as a
+        // storage fault and stops the node, so check the bytes (header,
+        // checksum, decode, metadata) before handing them over: a corrupt
+        // transfer is refused, and the node keeps running.
+        let data = bytes::Bytes::from(transfer.data);
+        let meta = transfer.meta;
+        let checked = {
+            let (meta, data) = (meta.clone(), data.clone());
+            tokio::task::spawn_blocking(move || crate::snapshot::verify(&meta, &data)).await
+        };
+        match checked {
+            Ok(Ok(())) => {}
+            Ok(Err(e)) => {
+                tracing::warn!(error = %e, "refusing a snapshot that does not verify");
+                return SnapshotReply::Unavailable(format!("snapshot rejected: {e}"));
+            }
+            Err(e) => return SnapshotReply::Unavailable(format!("snapshot check failed: {e}")),
+        }
         let snapshot = Snapshot {
-            meta: transfer.meta,
-            snapshot: transfer.data.into(),
+            meta,
+            snapshot: data,
         };
         match self
             .raft
