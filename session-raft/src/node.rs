@@ -712,6 +712,9 @@ async fn expiry_timer(
             continue;
         }
         let now = clock.now();
+        if !shared.reader.any_expired(now) {
+            continue;
+        }
         let proposal = shared.raft.client_write(Command::ExpireBefore { now });
         match tokio::time::timeout(shared.write_timeout, proposal).await {
             Ok(Ok(_)) => tracing::debug!(now, "expired sessions"),

@@ -259,6 +259,16 @@ impl SessionReader {
         self.map.count.load(Ordering::Relaxed)
     }
 
+    /// Whether any record has expired at `now`. The leader's expiry timer
+    /// asks this first so that an idle cluster does not grow its log with
+    /// expire-before entries that would drop nothing. One read-locked scan.
+    pub fn any_expired(&self, now: UnixMillis) -> bool {
+        self.map
+            .shards
+            .iter()
+            .any(|shard| shard.read().values().any(|r| r.is_expired(now)))
+    }
+
     /// Log index of the last applied entry (0 before any). A write whose
     /// consistency token is `<=` this is visible to [`Self::get`].
     pub fn applied_index(&self) -> u64 {
