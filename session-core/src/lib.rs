@@ -1,17 +1,80 @@
-//! Session model, store contract and Tower layer for raft-sessions.
+//! Sessions for axum / Tower services, kept in a [`SessionStore`]: one
+//! node's memory ([`MemoryStore`]) or a Raft-replicated map
+//! (`session_raft::RaftStore`), with no Redis to run.
 //!
 //! This crate knows nothing of Raft. It defines what a session is
 //! ([`SessionId`], [`SessionRecord`], [`ChangeSet`]), what a store must do
-//! ([`SessionStore`]), an in-memory store ([`MemoryStore`]), and the layer.
+//! ([`SessionStore`], checked by the [`store::conformance`] suite), an
+//! in-memory store, and the Tower layer ([`SessionLayer`]) with the
+//! [`Session`] handle handlers use.
+//!
+//! # Example
+//!
+//! ```no_run
+//! use axum::{routing::get, Router};
+//! use session_core::{Key, MemoryStore, Session, SessionError, SessionLayer};
+//!
+//! async fn count(session: Session) -> Result<String, SessionError> {
+//!     let n = session.get::<u64>("n").await?.unwrap_or(0) + 1;
+//!     session.insert("n", n).await?;
+//!     Ok(format!("you have been here {n} times"))
+//! }
+//!
+//! #[tokio::main]
+//! async fn main() {
+//!     // Use one fixed secret key on every instance; generate() is for demos.
+//!     let layer = SessionLayer::new(MemoryStore::default(), Key::generate())
+//!         .with_secure(false); // plain HTTP on localhost only
+//!     let app = Router::new().route("/", get(count)).layer(layer);
+//!     let listener = tokio::net::TcpListener::bind("127.0.0.1:3000").await.unwrap();
+//!     axum::serve(listener, app).await.unwrap();
+//! }
+//! ```
+//!
+//! # What it does differently
+//!
+//! - **Change sets, not whole records.** A request's changes (keys set,
+//!   removed, cleared, expiry, new id) are sent as a [`ChangeSet`], so two
+//!   concurrent requests changing different keys of one session both keep
+//!   their writes. Opt into compare-and-set per request with
+//!   [`Session::expect_unchanged`].
+//! - **Lazy.** No store call unless the handler touches the session, no write
+//!   unless something changed, no cookie and no stored session for a request
+//!   that stores nothing. Sliding expiry renews only after a share of the
+//!   idle timeout has passed, not on every request. (A request whose handler
+//!   never touches the session does not renew it either.)
+//! - **Read-your-writes on replicas.** The cookie carries the id and the
+//!   [`ConsistencyToken`] of the client's last write; the store will not
+//!   answer from an older state.
+//! - **Honest failures.** A change the store could not persist never yields a
+//!   success: the response becomes 503 with `Retry-After` (see
+//!   [`middleware`] for the full table). A bad, forged or unknown cookie is
+//!   treated as no cookie: a fresh session, never the client's id.
+//! - **Safe defaults.** HMAC-signed cookies (optionally encrypted),
+//!   `Secure`, `HttpOnly`, `SameSite=Lax`, 64 KiB size limit.
+//!
+//! # Features
+//!
+//! - `axum` (default): the [`Session`] extractor and `IntoResponse` for
+//!   [`SessionError`], so handlers can use `?`.
 
 mod clock;
+mod expiry;
+#[cfg(feature = "axum")]
+mod extract;
 mod id;
+pub mod middleware;
 mod record;
+mod session;
 pub mod store;
+mod transport;
 
 pub use clock::{Clock, UnixMillis};
+pub use cookie::{Key, SameSite};
 pub use id::{IdError, MeshTag, SessionId, ID_RANDOM_BYTES, MAX_MESH_TAG_LEN};
+pub use middleware::{SessionLayer, SessionManager};
 pub use record::{data_size, ChangeSet, NewSession, SessionData, SessionRecord, PER_KEY_OVERHEAD};
+pub use session::{Result, Session, SessionError};
 pub use store::{
     Committed, ConsistencyToken, MemoryStore, MemoryStoreConfig, SessionStore, StoreError, Version,
 };

@@ -1,0 +1,268 @@
+//! Saving a session: create, apply (with rotation and renewal), and the
+//! end-of-request finish the layer calls.
+//!
+//! Every store call here runs under the handle's io lock, so the saves of one
+//! request are ordered; the state mutex is only held between awaits.
+
+use std::mem;
+use std::sync::Arc;
+
+use tracing::Instrument as _;
+
+use super::state::{merge, ClientUpdate};
+use super::{Result, Session, SessionError, ID_ATTEMPTS};
+use crate::clock::UnixMillis;
+use crate::id::SessionId;
+use crate::record::{ChangeSet, NewSession, SessionData, SessionRecord};
+use crate::store::{Committed, StoreError};
+
+/// What the layer must do once the handler is done.
+#[derive(Debug)]
+pub(crate) struct Finish {
+    /// Cookie/header update for the response.
+    pub(crate) update: ClientUpdate,
+    /// The final save failed: the response is replaced according to this.
+    pub(crate) error: Option<SessionError>,
+}
+
+/// The write a commit decided on.
+enum Plan {
+    /// Store a new session with this data.
+    Create {
+        data: SessionData,
+        expires_at: UnixMillis,
+    },
+    /// Apply `send` to the existing session `id`.
+    Apply {
+        id: SessionId,
+        record: Arc<SessionRecord>,
+        send: ChangeSet,
+        rotate: bool,
+        /// Only the layer's sliding renewal: failing it must not fail the request.
+        renewal_only: bool,
+    },
+}
+
+/// The pieces of state taken out for a write, to put back if it fails.
+struct Taken {
+    changes: ChangeSet,
+    rotate: bool,
+    requested_expiry: Option<UnixMillis>,
+}
+
+fn mint(session: &Session) -> Result<SessionId> {
+    SessionId::generate(session.inner.context.store.mesh_tag())
+        .map_err(|e| SessionError::Store(StoreError::Backend(e.to_string())))
+}
+
+impl Session {
+    /// Called by the layer after the handler: the final save. Cheap when the
+    /// handler never touched the session.
+    pub(crate) async fn finish(&self) -> Finish {
+        {
+            let state = self.inner.state.lock();
+            if !state.loaded && !state.has_changes() && state.client_update == ClientUpdate::Keep {
+                return Finish {
+                    update: ClientUpdate::Keep,
+                    error: None,
+                };
+            }
+        }
+        let _io = self.inner.io.lock().await;
+        let error = self.commit_locked().await.err();
+        let update = self.inner.state.lock().client_update;
+        Finish { update, error }
+    }
+
+    /// Writes pending changes (and a due renewal). The caller holds the io lock.
+    pub(super) async fn commit_locked(&self) -> Result<()> {
+        {
+            let state = self.inner.state.lock();
+            if !state.loaded && !state.has_changes() {
+                return Ok(());
+            }
+        }
+        // A clear() alone does not load; whether there is anything to clear
+        // is only known now.
+        self.load_locked().await?;
+        let now = self.inner.context.clock.now();
+        let Some((plan, taken)) = self.plan(now) else {
+            return Ok(());
+        };
+        let result = match plan {
+            Plan::Create { data, expires_at } => self.create(data, expires_at, now).await,
+            Plan::Apply {
+                id,
+                record,
+                send,
+                rotate,
+                renewal_only,
+            } => {
+                let result = self.apply(id, &record, send, rotate, now).await;
+                if let (Err(error), true) = (&result, renewal_only) {
+                    // The handler only read; a missed renewal is retried on a
+                    // later request and must not turn a good read into a 503.
+                    tracing::warn!(%error, "sliding renewal not written");
+                    return Ok(());
+                }
+                result
+            }
+        };
+        if result.is_err() {
+            let mut state = self.inner.state.lock();
+            let newer = mem::take(&mut state.changes);
+            state.changes = merge(taken.changes, newer);
+            state.rotate |= taken.rotate;
+            state.requested_expiry = state.requested_expiry.or(taken.requested_expiry);
+        }
+        result
+    }
+
+    /// Decides what to write, taking the pending changes out of the state.
+    fn plan(&self, now: UnixMillis) -> Option<(Plan, Taken)> {
+        let context = &self.inner.context;
+        let mut state = self.inner.state.lock();
+        let taken = Taken {
+            changes: mem::take(&mut state.changes),
+            rotate: mem::take(&mut state.rotate),
+            requested_expiry: state.requested_expiry.take(),
+        };
+        let plan = match state.current.clone() {
+            // Clearing or removing from a session that was never stored
+            // leaves nothing to store: no session is created for that.
+            None if taken.changes.set.is_empty() => return None,
+            None => Plan::Create {
+                data: taken.changes.set.clone(),
+                expires_at: taken
+                    .requested_expiry
+                    .map_or(context.expiry.initial(now), |at| {
+                        context.expiry.requested(now, at)
+                    }),
+            },
+            Some((id, record)) => {
+                let handler_changed = !taken.changes.is_empty() || taken.rotate;
+                let expires_at = match taken.requested_expiry {
+                    Some(at) => Some(context.expiry.requested(record.created_at, at)),
+                    None => context.expiry.renewal(&record, now, handler_changed),
+                };
+                if !handler_changed && expires_at.is_none() {
+                    return None;
+                }
+                let send = ChangeSet {
+                    expires_at,
+                    size_limit: context.size_limit,
+                    expected_version: state.expect_unchanged.then_some(record.version),
+                    ..taken.changes.clone()
+                };
+                Plan::Apply {
+                    id,
+                    record,
+                    send,
+                    rotate: taken.rotate,
+                    renewal_only: !handler_changed && taken.requested_expiry.is_none(),
+                }
+            }
+        };
+        Some((plan, taken))
+    }
+
+    async fn create(
+        &self,
+        data: SessionData,
+        expires_at: UnixMillis,
+        now: UnixMillis,
+    ) -> Result<()> {
+        let context = &self.inner.context;
+        let mut attempt = 0;
+        let (id, committed) = loop {
+            attempt += 1;
+            let id = mint(self)?;
+            let session = NewSession {
+                data: data.clone(),
+                created_at: now,
+                expires_at,
+                size_limit: context.size_limit,
+            };
+            let result = context
+                .store
+                .create(&id, session)
+                .instrument(tracing::debug_span!("session_create", id = ?id))
+                .await;
+            match result {
+                Err(StoreError::IdExists) if attempt < ID_ATTEMPTS => continue,
+                Err(error) => return Err(error.into()),
+                Ok(committed) => break (id, committed),
+            }
+        };
+        metrics::counter!("session_creates_total").increment(1);
+        let record = SessionRecord {
+            data,
+            created_at: now,
+            expires_at,
+            version: committed.version,
+        };
+        self.saved(id, record, committed);
+        Ok(())
+    }
+
+    async fn apply(
+        &self,
+        id: SessionId,
+        record: &SessionRecord,
+        mut send: ChangeSet,
+        rotate: bool,
+        now: UnixMillis,
+    ) -> Result<()> {
+        let store = &self.inner.context.store;
+        let mut attempt = 0;
+        let committed = loop {
+            attempt += 1;
+            if rotate {
+                send.rotate_to = Some(mint(self)?);
+            }
+            let result = store
+                .apply(&id, send.clone(), now)
+                .instrument(tracing::debug_span!("session_apply", id = ?id, rotate))
+                .await;
+            match result {
+                Err(StoreError::IdExists) if rotate && attempt < ID_ATTEMPTS => continue,
+                Err(StoreError::NotFound) => {
+                    // Deleted or expired under us (logout in another tab):
+                    // the changes are lost, so the client must forget the id.
+                    let mut state = self.inner.state.lock();
+                    state.current = None;
+                    state.client_update = ClientUpdate::Remove;
+                    return Err(StoreError::NotFound.into());
+                }
+                Err(error) => return Err(error.into()),
+                Ok(committed) => break committed,
+            }
+        };
+        metrics::counter!("session_writes_total").increment(1);
+        // Mirror the write locally, so later reads in this request see it
+        // without another load. Checks were done by the store.
+        let local = ChangeSet {
+            rotate_to: None,
+            expected_version: None,
+            size_limit: 0,
+            ..send.clone()
+        };
+        let mut updated = record.clone();
+        if updated.apply(&local, committed.version).is_ok() {
+            self.saved(send.rotate_to.unwrap_or(id), updated, committed);
+        }
+        Ok(())
+    }
+
+    /// Records a successful write in the state.
+    fn saved(&self, id: SessionId, record: SessionRecord, committed: Committed) {
+        let mut state = self.inner.state.lock();
+        state.token = state.token.max(committed.token);
+        state.client_update = ClientUpdate::Set {
+            id,
+            token: state.token,
+            expires_at: record.expires_at,
+        };
+        state.current = Some((id, Arc::new(record)));
+    }
+}

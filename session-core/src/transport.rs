@@ -1,0 +1,319 @@
+//! How the session id travels: a signed (or encrypted) cookie, or a request
+//! header for API clients.
+//!
+//! The value is `<id>~<token>`: the session id and the newest
+//! [`ConsistencyToken`] the client has seen, so a replica serving its next
+//! request can wait until it has caught up (read-your-writes). The whole value
+//! is signed with HMAC (or encrypted), so a client can neither forge an id nor
+//! move its token. Anything that does not verify and parse is treated as no
+//! session at all: never an error, never the client's id adopted.
+
+use cookie::{Cookie, CookieJar, Key, SameSite};
+use http::header::{COOKIE, SET_COOKIE};
+use http::{HeaderMap, HeaderName, HeaderValue};
+
+use crate::clock::UnixMillis;
+use crate::id::SessionId;
+use crate::session::ClientUpdate;
+use crate::store::ConsistencyToken;
+
+/// Which way the client sent its session, so the answer goes the same way.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Via {
+    /// Nothing (valid) came in.
+    Nothing,
+    /// The cookie.
+    Cookie,
+    /// The session header.
+    Header,
+}
+
+/// Cookie and header settings of a layer.
+#[derive(Clone)]
+pub(crate) struct Transport {
+    /// Signs (or encrypts) values.
+    pub(crate) key: Key,
+    /// Encrypt instead of only signing.
+    pub(crate) private: bool,
+    /// Cookie name.
+    pub(crate) name: String,
+    /// Cookie `Path`.
+    pub(crate) path: String,
+    /// Cookie `Domain` (none: host-only).
+    pub(crate) domain: Option<String>,
+    /// Cookie `Secure`.
+    pub(crate) secure: bool,
+    /// Cookie `HttpOnly`.
+    pub(crate) http_only: bool,
+    /// Cookie `SameSite`.
+    pub(crate) same_site: SameSite,
+    /// Request/response header that may carry the value instead of the cookie.
+    pub(crate) header: Option<HeaderName>,
+}
+
+impl std::fmt::Debug for Transport {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        // The key must never reach logs.
+        f.debug_struct("Transport")
+            .field("name", &self.name)
+            .field("private", &self.private)
+            .field("header", &self.header)
+            .finish_non_exhaustive()
+    }
+}
+
+/// Parses `<id>~<token>`; a missing token means none.
+fn parse_value(value: &str) -> Option<(SessionId, ConsistencyToken)> {
+    let (id, token) = match value.split_once('~') {
+        Some((id, token)) => (id, token.parse().ok()?),
+        None => (value, 0),
+    };
+    Some((SessionId::parse(id).ok()?, ConsistencyToken(token)))
+}
+
+fn format_value(id: &SessionId, token: ConsistencyToken) -> String {
+    format!("{id}~{}", token.0)
+}
+
+impl Transport {
+    /// The verified id and token the request carries, and how it came.
+    pub(crate) fn read(&self, headers: &HeaderMap) -> (Option<(SessionId, ConsistencyToken)>, Via) {
+        if let Some(name) = &self.header {
+            let found = headers
+                .get_all(name)
+                .iter()
+                .filter_map(|v| v.to_str().ok())
+                .find_map(|v| self.open(Cookie::new(self.name.clone(), v.to_owned())));
+            if found.is_some() {
+                return (found, Via::Header);
+            }
+        }
+        // Several cookies may share the name (one per path or domain): take
+        // the first that verifies.
+        let found = headers
+            .get_all(COOKIE)
+            .iter()
+            .filter_map(|v| v.to_str().ok())
+            .flat_map(Cookie::split_parse_encoded)
+            .filter_map(Result::ok)
+            .filter(|c| c.name() == self.name)
+            .find_map(|c| self.open(c.into_owned()));
+        match found {
+            Some(found) => (Some(found), Via::Cookie),
+            None => (None, Via::Nothing),
+        }
+    }
+
+    /// Verifies (or decrypts) and parses one cookie.
+    fn open(&self, cookie: Cookie<'static>) -> Option<(SessionId, ConsistencyToken)> {
+        let jar = CookieJar::new();
+        let opened = if self.private {
+            jar.private(&self.key).decrypt(cookie)
+        } else {
+            jar.signed(&self.key).verify(cookie)
+        }?;
+        parse_value(opened.value())
+    }
+
+    /// Signs (or encrypts) a cookie.
+    fn seal(&self, cookie: Cookie<'static>) -> Option<Cookie<'static>> {
+        let mut jar = CookieJar::new();
+        if self.private {
+            jar.private_mut(&self.key).add(cookie);
+        } else {
+            jar.signed_mut(&self.key).add(cookie);
+        }
+        jar.get(&self.name).cloned()
+    }
+
+    fn base_cookie(&self, value: String) -> Cookie<'static> {
+        let mut cookie = Cookie::build((self.name.clone(), value))
+            .path(self.path.clone())
+            .secure(self.secure)
+            .http_only(self.http_only)
+            .same_site(self.same_site)
+            .build();
+        if let Some(domain) = &self.domain {
+            cookie.set_domain(domain.clone());
+        }
+        cookie
+    }
+
+    /// Adds the `Set-Cookie` (and session header) that `update` calls for.
+    pub(crate) fn write(
+        &self,
+        headers: &mut HeaderMap,
+        update: ClientUpdate,
+        via: Via,
+        now: UnixMillis,
+    ) {
+        let (cookie, header_value) = match update {
+            ClientUpdate::Keep => return,
+            ClientUpdate::Set { expires_at, .. } if expires_at <= now => self.removal(),
+            ClientUpdate::Set {
+                id,
+                token,
+                expires_at,
+            } => {
+                let mut cookie = self.base_cookie(format_value(&id, token));
+                let secs = ((expires_at - now) / 1000).max(1);
+                cookie.set_max_age(cookie::time::Duration::seconds(
+                    i64::try_from(secs).unwrap_or(i64::MAX),
+                ));
+                let Some(sealed) = self.seal(cookie) else {
+                    return;
+                };
+                let header_value = sealed.value().to_owned();
+                (sealed, header_value)
+            }
+            ClientUpdate::Remove => self.removal(),
+        };
+        if let Some(name) = &self.header {
+            if let Ok(value) = HeaderValue::from_str(&header_value) {
+                headers.insert(name.clone(), value);
+            }
+            if via == Via::Header {
+                // An API client that uses the header has no cookie to update.
+                return;
+            }
+        }
+        if let Ok(value) = HeaderValue::from_str(&cookie.encoded().to_string()) {
+            headers.append(SET_COOKIE, value);
+        }
+    }
+
+    fn removal(&self) -> (Cookie<'static>, String) {
+        let mut cookie = self.base_cookie(String::new());
+        cookie.make_removal();
+        (cookie, String::new())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn transport(private: bool) -> Transport {
+        Transport {
+            key: Key::generate(),
+            private,
+            name: "sid".into(),
+            path: "/".into(),
+            domain: None,
+            secure: true,
+            http_only: true,
+            same_site: SameSite::Lax,
+            header: Some(HeaderName::from_static("x-session-id")),
+        }
+    }
+
+    fn set_cookie_to_cookie(headers: &HeaderMap) -> HeaderMap {
+        let set = headers.get(SET_COOKIE).unwrap().to_str().unwrap();
+        let pair = set.split(';').next().unwrap().to_owned();
+        let mut request = HeaderMap::new();
+        request.insert(COOKIE, HeaderValue::from_str(&pair).unwrap());
+        request
+    }
+
+    #[test]
+    fn round_trips_signed_and_private() {
+        for private in [false, true] {
+            let t = transport(private);
+            let id = SessionId::generate(None).unwrap();
+            let update = ClientUpdate::Set {
+                id,
+                token: ConsistencyToken(42),
+                expires_at: 61_000,
+            };
+            let mut headers = HeaderMap::new();
+            t.write(&mut headers, update, Via::Cookie, 1_000);
+            let set = headers.get(SET_COOKIE).unwrap().to_str().unwrap();
+            assert!(set.contains("Max-Age=60"), "{set}");
+            assert!(
+                set.contains("HttpOnly") && set.contains("Secure") && set.contains("SameSite=Lax")
+            );
+            if private {
+                assert!(
+                    !set.contains(&id.to_string()),
+                    "private cookie leaks the id"
+                );
+            }
+            let read = t.read(&set_cookie_to_cookie(&headers));
+            assert_eq!(read, (Some((id, ConsistencyToken(42))), Via::Cookie));
+        }
+    }
+
+    #[test]
+    fn bad_cookies_are_no_cookie() {
+        let t = transport(false);
+        let id = SessionId::generate(None).unwrap();
+        let other_key = Transport {
+            key: Key::generate(),
+            ..t.clone()
+        };
+        let mut headers = HeaderMap::new();
+        other_key.write(
+            &mut headers,
+            ClientUpdate::Set {
+                id,
+                token: ConsistencyToken(1),
+                expires_at: 10_000,
+            },
+            Via::Cookie,
+            0,
+        );
+        let forged = set_cookie_to_cookie(&headers);
+        let unsigned = format!("sid={id}~1");
+        for bad in [
+            forged.get(COOKIE).unwrap().to_str().unwrap(),
+            &unsigned,
+            "sid=",
+            "sid=%%%%",
+            "sid=\u{7f}garbage",
+            "garbage",
+            ";;;=;",
+        ] {
+            let mut request = HeaderMap::new();
+            if let Ok(value) = HeaderValue::from_str(bad) {
+                request.insert(COOKIE, value);
+            }
+            assert_eq!(t.read(&request), (None, Via::Nothing), "accepted {bad:?}");
+        }
+    }
+
+    #[test]
+    fn header_mode_answers_by_header_only() {
+        let t = transport(false);
+        let id = SessionId::generate(None).unwrap();
+        let update = ClientUpdate::Set {
+            id,
+            token: ConsistencyToken(7),
+            expires_at: 10_000,
+        };
+        let mut response = HeaderMap::new();
+        t.write(&mut response, update, Via::Header, 0);
+        assert!(response.get(SET_COOKIE).is_none());
+        let value = response.get("x-session-id").unwrap().clone();
+        let mut request = HeaderMap::new();
+        request.insert("x-session-id", value);
+        assert_eq!(
+            t.read(&request),
+            (Some((id, ConsistencyToken(7))), Via::Header)
+        );
+    }
+
+    #[test]
+    fn value_parsing() {
+        let id = SessionId::generate(None).unwrap();
+        assert_eq!(
+            parse_value(&format!("{id}~9")),
+            Some((id, ConsistencyToken(9)))
+        );
+        assert_eq!(
+            parse_value(&id.to_string()),
+            Some((id, ConsistencyToken::NONE))
+        );
+        assert_eq!(parse_value(&format!("{id}~x")), None);
+        assert_eq!(parse_value("~1"), None);
+    }
+}
