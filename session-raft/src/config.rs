@@ -13,6 +13,7 @@ use std::time::Duration;
 
 use session_core::{Clock, MeshTag};
 
+use crate::mesh::MeshDirectory;
 use crate::types::NodeId;
 
 /// How [`crate::RaftStore::load`] makes a read consistent.
@@ -65,6 +66,11 @@ pub struct NodeConfig {
     pub read_mode: ReadMode,
     /// The mesh this Raft group serves; new session ids carry it.
     pub mesh: Option<MeshTag>,
+    /// Every mesh of the deployment and its members' cluster addresses, the
+    /// same on every node. With it, operations on sessions of another mesh
+    /// are forwarded to that mesh; without it they find nothing. Requires
+    /// `mesh`, which must be listed. All meshes share one cluster secret.
+    pub mesh_directory: Option<MeshDirectory>,
     /// Leader heartbeat period.
     pub heartbeat_interval: Duration,
     /// Lower bound of the randomized election timeout (re-drawn every round).
@@ -106,6 +112,7 @@ impl NodeConfig {
             insecure: false,
             read_mode: ReadMode::Session,
             mesh: None,
+            mesh_directory: None,
             heartbeat_interval: Duration::from_millis(100),
             election_timeout_min: Duration::from_millis(400),
             election_timeout_max: Duration::from_millis(800),
@@ -176,6 +183,13 @@ impl NodeConfig {
     /// Sets the mesh tag.
     pub fn with_mesh(mut self, mesh: MeshTag) -> Self {
         self.mesh = Some(mesh);
+        self
+    }
+
+    /// Sets the mesh directory (see [`MeshDirectory`] for its text form).
+    /// This node's `mesh` must be set and listed in it.
+    pub fn with_mesh_directory(mut self, directory: MeshDirectory) -> Self {
+        self.mesh_directory = Some(directory);
         self
     }
 
@@ -260,6 +274,18 @@ impl NodeConfig {
         if self.snapshot_every == 0 {
             return Err("snapshot_every must be positive".into());
         }
+        if let Some(directory) = &self.mesh_directory {
+            // Without its own tag a node would mint untagged ids and could
+            // not tell its own mesh's sessions from others'.
+            let Some(mesh) = &self.mesh else {
+                return Err("a mesh directory needs this node's mesh to be set".into());
+            };
+            if !directory.contains(mesh) {
+                return Err(format!(
+                    "this node's mesh {mesh} is not in the mesh directory ({directory})"
+                ));
+            }
+        }
         Ok(())
     }
 
@@ -288,5 +314,34 @@ impl NodeConfig {
             ..openraft::Config::default()
         };
         config.validate().map_err(|e| e.to_string())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn config() -> NodeConfig {
+        NodeConfig::new(1, "127.0.0.1:0".parse().unwrap())
+    }
+
+    #[test]
+    fn mesh_directory_must_list_this_nodes_mesh() {
+        let directory = MeshDirectory::parse("a=127.0.0.1:7001;b=127.0.0.1:7002").unwrap();
+        let tag = |t: &str| MeshTag::new(t).unwrap();
+        assert!(config()
+            .with_mesh(tag("a"))
+            .with_mesh_directory(directory.clone())
+            .validate()
+            .is_ok());
+        let unlisted = config()
+            .with_mesh(tag("c"))
+            .with_mesh_directory(directory.clone())
+            .validate()
+            .unwrap_err();
+        assert!(unlisted.contains("not in the mesh directory"), "{unlisted}");
+        assert!(config().with_mesh_directory(directory).validate().is_err());
+        // A mesh without a directory: sessions of other meshes are not found.
+        assert!(config().with_mesh(tag("c")).validate().is_ok());
     }
 }

@@ -3,10 +3,12 @@
 pub mod command;
 mod config;
 pub mod log_store;
+pub mod mesh;
 pub mod snapshot;
 pub mod state_machine;
 pub mod types;
 
+mod cross_mesh;
 mod network;
 mod node;
 mod rpc;
@@ -19,6 +21,7 @@ pub use log_store::LogStore;
 pub use state_machine::{SessionReader, StateMachineStore};
 
 pub use config::{NodeConfig, ReadMode};
+pub use mesh::{MeshDirectory, MeshDirectoryError};
 pub use node::{AdminError, NoLeader, RaftNode, ShutdownError, StartError};
 pub use status::{ClusterStatus, MemberStatus, Role};
 pub use store::RaftStore;

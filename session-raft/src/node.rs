@@ -18,6 +18,7 @@
 use std::collections::{BTreeMap, BTreeSet};
 use std::net::SocketAddr;
 use std::path::PathBuf;
+use std::sync::atomic::AtomicUsize;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -32,6 +33,7 @@ use tokio::task::JoinHandle;
 use crate::command::Command;
 use crate::config::{NodeConfig, ReadMode};
 use crate::log_store::LogStore;
+use crate::mesh::MeshDirectory;
 use crate::network::{authorization_value, ClusterClient, NetworkFactory, Pool};
 use crate::rpc::{Request, Response, SnapshotReply, SnapshotTransfer};
 use crate::server::{self, ServerConfig, ServerHandle};
@@ -111,6 +113,10 @@ pub(crate) struct Shared {
     pub(crate) write_timeout: Duration,
     /// Mesh tag for new session ids.
     pub(crate) mesh: Option<MeshTag>,
+    /// Every mesh's members, for serving other meshes' sessions.
+    pub(crate) meshes: Option<Arc<MeshDirectory>>,
+    /// Round-robin position among a mesh's members (see [`crate::cross_mesh`]).
+    pub(crate) next_mesh_member: AtomicUsize,
 }
 
 /// Admin calls wait this long: adding a learner waits for it to catch up.
@@ -141,6 +147,15 @@ impl Shared {
             Request::Write(commands) => self.serve_forwarded_writes(commands).await,
             Request::ReadIndex => self.serve_read_index().await,
             Request::Load { id, token, now } => self.serve_load(id, token, now).await,
+            Request::MeshLoad {
+                id,
+                token,
+                now,
+                budget_ms,
+            } => self.serve_mesh_load(id, token, now, budget_ms).await,
+            Request::MeshWrite { command, budget_ms } => {
+                self.serve_mesh_write(command, budget_ms).await
+            }
             admin @ (Request::AddLearner { .. }
             | Request::Promote { .. }
             | Request::Remove { .. }) => self.admin_here(admin).await,
@@ -417,6 +432,8 @@ impl RaftNode {
             read_wait: config.read_wait,
             write_timeout: config.write_timeout,
             mesh: config.mesh,
+            meshes: config.mesh_directory.clone().map(Arc::new),
+            next_mesh_member: AtomicUsize::new(0),
         });
 
         let server = server::spawn(
@@ -549,6 +566,16 @@ impl RaftNode {
             self.shared.mesh,
             self.shared.reader.session_count(),
         )
+    }
+
+    /// The mesh this member serves, if the deployment uses meshes.
+    pub fn mesh(&self) -> Option<MeshTag> {
+        self.shared.mesh
+    }
+
+    /// The mesh directory this member forwards other meshes' sessions by.
+    pub fn mesh_directory(&self) -> Option<&MeshDirectory> {
+        self.shared.meshes.as_deref()
     }
 
     /// The openraft handle, for what this API does not cover.

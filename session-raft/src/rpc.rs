@@ -84,6 +84,29 @@ pub(crate) enum Request {
         /// The member.
         id: NodeId,
     },
+    // Cross-mesh variants come last so that the wire indexes of the older
+    // ones stay the same.
+    /// A node of another mesh asks a member of the session's mesh to serve a
+    /// load through its own store (see [`crate::cross_mesh`]).
+    MeshLoad {
+        /// Session to read; tagged with the receiver's mesh.
+        id: SessionId,
+        /// The client's token, a log index of the receiver's mesh.
+        token: ConsistencyToken,
+        /// Caller's time, for expiry.
+        now: UnixMillis,
+        /// How long the caller will wait, in milliseconds; the receiver gives
+        /// up sooner rather than work for nobody.
+        budget_ms: u64,
+    },
+    /// A node of another mesh asks a member of the session's mesh to commit a
+    /// session write (create, apply or delete) through its own store.
+    MeshWrite {
+        /// The write; its session is tagged with the receiver's mesh.
+        command: Command,
+        /// How long the caller will wait, in milliseconds.
+        budget_ms: u64,
+    },
 }
 
 impl Request {
@@ -100,6 +123,8 @@ impl Request {
             Request::AddLearner { .. } => "add-learner",
             Request::Promote { .. } => "promote",
             Request::Remove { .. } => "remove",
+            Request::MeshLoad { .. } => "mesh-load",
+            Request::MeshWrite { .. } => "mesh-write",
         }
     }
 }
@@ -144,8 +169,15 @@ pub(crate) enum Response {
     /// The receiver could not serve the request now (stopping, no quorum,
     /// behind); retrying later may work.
     Unavailable(String),
-    /// The request was refused for good (bad membership change, ...).
+    /// The request was refused for good (bad membership change, a session
+    /// of another mesh, ...).
     Refused(String),
+    /// To [`Request::MeshLoad`]: what the receiver's store answered.
+    MeshLoad(Result<Option<SessionRecord>, StoreError>),
+    /// To [`Request::MeshWrite`]: what the receiver's store answered; an
+    /// error may leave the outcome unknown (`Unavailable`), exactly as a
+    /// local write's would.
+    MeshWrite(Result<Committed, StoreError>),
 }
 
 /// A full snapshot as sent to a follower.

@@ -16,6 +16,10 @@
 //! Reads are served from the local state machine; [`ReadMode`] decides what a
 //! node must know first. A node never answers a read from a state older than
 //! the client's token.
+//!
+//! With meshes, an id tagged with another mesh of the directory is served by
+//! that mesh (see [`crate::cross_mesh`]); one tagged with a mesh the
+//! directory does not list is treated as missing.
 
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -33,6 +37,7 @@ use tokio::sync::{mpsc, oneshot, Semaphore};
 
 use crate::command::Command;
 use crate::config::ReadMode;
+use crate::cross_mesh::Route;
 use crate::network::{CallError, ClusterClient, Pool};
 use crate::node::Shared;
 use crate::rpc::{Request, Response, WriteOutcome};
@@ -87,13 +92,26 @@ impl SessionStore for RaftStore {
         now: UnixMillis,
     ) -> Result<Option<Arc<SessionRecord>>, StoreError> {
         metrics::counter!("session_raft_reads_total").increment(1);
-        self.shared.load(id, token, now).await
+        match self.shared.route(id) {
+            Route::Local => self.shared.load(id, token, now).await,
+            Route::Mesh(mesh) => self.shared.cross_mesh_load(mesh, id, token, now).await,
+            // No mesh serves it: as good as expired, so the layer starts a
+            // fresh session.
+            Route::Unknown(_) => Ok(None),
+        }
     }
 
     async fn create(&self, id: &SessionId, session: NewSession) -> Result<Committed, StoreError> {
-        self.shared
-            .write(Command::Create { id: *id, session })
-            .await
+        let command = Command::Create { id: *id, session };
+        match self.shared.route(id) {
+            Route::Local => self.shared.write(command).await,
+            Route::Mesh(mesh) => self.shared.cross_mesh_write(mesh, command).await,
+            // Ids are minted with this node's own tag; another one nobody
+            // serves is a bug or a directory missing a mesh.
+            Route::Unknown(mesh) => Err(StoreError::Backend(format!(
+                "cannot create a session of mesh {mesh}: not in the mesh directory"
+            ))),
+        }
     }
 
     async fn apply(
@@ -102,19 +120,34 @@ impl SessionStore for RaftStore {
         changes: ChangeSet,
         now: UnixMillis,
     ) -> Result<Committed, StoreError> {
-        self.shared
-            .write(Command::Apply {
-                id: *id,
-                changes,
-                now,
-            })
-            .await
+        self.shared.check_rotation(id, &changes)?;
+        let command = Command::Apply {
+            id: *id,
+            changes,
+            now,
+        };
+        match self.shared.route(id) {
+            Route::Local => self.shared.write(command).await,
+            Route::Mesh(mesh) => self.shared.cross_mesh_write(mesh, command).await,
+            Route::Unknown(_) => Err(StoreError::NotFound),
+        }
     }
 
     async fn delete(&self, id: &SessionId) -> Result<Committed, StoreError> {
-        self.shared.write(Command::Delete { id: *id }).await
+        let command = Command::Delete { id: *id };
+        match self.shared.route(id) {
+            Route::Local => self.shared.write(command).await,
+            Route::Mesh(mesh) => self.shared.cross_mesh_write(mesh, command).await,
+            // Deleting a missing session succeeds; nothing was written, so
+            // the token asks for nothing.
+            Route::Unknown(_) => Ok(Committed {
+                version: 0,
+                token: ConsistencyToken::NONE,
+            }),
+        }
     }
 
+    /// This node's mesh: the layer mints new ids with it.
     fn mesh_tag(&self) -> Option<MeshTag> {
         self.shared.mesh
     }
@@ -333,9 +366,18 @@ impl Shared {
 
     /// Proposes `command` through the leader, bounded by `write_timeout`.
     pub(crate) async fn write(&self, command: Command) -> Result<Committed, StoreError> {
+        self.write_within(command, self.write_timeout).await
+    }
+
+    /// Proposes `command` through the leader, bounded by `bound`.
+    pub(crate) async fn write_within(
+        &self,
+        command: Command,
+        bound: Duration,
+    ) -> Result<Committed, StoreError> {
         metrics::counter!("session_raft_writes_total").increment(1);
         let started = Instant::now();
-        let deadline = started + self.write_timeout;
+        let deadline = started + bound;
         let result = self.write_until(command, deadline).await;
         metrics::histogram!("session_raft_commit_seconds").record(started.elapsed().as_secs_f64());
         if result.is_err() {
