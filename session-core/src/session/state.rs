@@ -11,9 +11,10 @@ use crate::record::{data_size, ChangeSet, SessionRecord, PER_KEY_OVERHEAD};
 use crate::store::ConsistencyToken;
 
 /// What the response must do with the client's cookie (or header).
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub(crate) enum ClientUpdate {
     /// Leave it as it is.
+    #[default]
     Keep,
     /// Send the current id and token.
     Set {
@@ -47,12 +48,6 @@ pub(crate) struct State {
     pub(crate) token: ConsistencyToken,
     /// What the response must tell the client.
     pub(crate) client_update: ClientUpdate,
-}
-
-impl Default for ClientUpdate {
-    fn default() -> Self {
-        Self::Keep
-    }
 }
 
 impl State {
