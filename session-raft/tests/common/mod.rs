@@ -12,13 +12,14 @@
 use std::collections::{BTreeMap, BTreeSet};
 use std::future::Future;
 use std::net::{IpAddr, Ipv4Addr, SocketAddr};
+use std::ops::RangeInclusive;
 use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use parking_lot::Mutex;
-use session_core::{Clock, NewSession, SessionData, SessionId};
-use session_raft::{NodeConfig, RaftNode, Role};
+use session_core::{Clock, MeshTag, NewSession, SessionData, SessionId};
+use session_raft::{MeshDirectory, NodeConfig, RaftNode, Role};
 use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::watch;
 
@@ -170,6 +171,10 @@ pub struct TestCluster {
     pub dirs: Option<tempfile::TempDir>,
     pub peers: BTreeMap<u64, String>,
     pub tune: fn(NodeConfig) -> NodeConfig,
+    /// Fixed cluster ports (see [`TestCluster::fix_ports`]); others bind port 0.
+    pub ports: BTreeMap<u64, u16>,
+    /// This cluster's mesh and the deployment's directory, if set.
+    pub mesh: Option<(MeshTag, MeshDirectory)>,
 }
 
 /// Test timings: quick elections, generous bounds for a loaded machine.
@@ -191,6 +196,17 @@ impl TestCluster {
         durable: bool,
         tune: fn(NodeConfig) -> NodeConfig,
     ) -> TestCluster {
+        let mut cluster = TestCluster::prepare(1..=size, durable, tune).await;
+        cluster.start_all().await;
+        cluster
+    }
+
+    /// Sets up the proxies of nodes `ids` without starting any node.
+    pub async fn prepare(
+        ids: RangeInclusive<u64>,
+        durable: bool,
+        tune: fn(NodeConfig) -> NodeConfig,
+    ) -> TestCluster {
         let _ = tracing_subscriber::fmt()
             .with_env_filter(
                 tracing_subscriber::EnvFilter::try_from_default_env()
@@ -201,7 +217,7 @@ impl TestCluster {
         let partition = Arc::new(Partition::default());
         let (changes, changes_rx) = watch::channel(0);
         let mut proxies = BTreeMap::new();
-        for id in 1..=size {
+        for id in ids {
             let proxy = Proxy::start(node_ip(id), partition.clone(), changes_rx.clone()).await;
             proxies.insert(id, proxy);
         }
@@ -209,7 +225,7 @@ impl TestCluster {
             .iter()
             .map(|(id, p)| (*id, p.addr.to_string()))
             .collect();
-        let mut cluster = TestCluster {
+        TestCluster {
             nodes: BTreeMap::new(),
             proxies,
             partition,
@@ -217,11 +233,40 @@ impl TestCluster {
             dirs: durable.then(|| tempfile::tempdir().unwrap()),
             peers,
             tune,
-        };
-        for id in 1..=size {
-            cluster.start_node(id).await;
+            ports: BTreeMap::new(),
+            mesh: None,
         }
-        cluster
+    }
+
+    /// Starts every prepared node.
+    pub async fn start_all(&mut self) {
+        let ids: Vec<u64> = self.proxies.keys().copied().collect();
+        for id in ids {
+            self.start_node(id).await;
+        }
+    }
+
+    /// Picks a free cluster port for every node now, so that its address is
+    /// known before it starts (and stays the same across restarts). Returns
+    /// the nodes' own cluster addresses, proxies bypassed.
+    pub async fn fix_ports(&mut self) -> Vec<String> {
+        let ids: Vec<u64> = self.proxies.keys().copied().collect();
+        for id in ids {
+            // Released again at once; the node binds it when it starts.
+            // Nothing else here binds fixed ports on the node's own loopback
+            // address, so another taker in between is very unlikely.
+            let probe = TcpListener::bind((node_ip(id), 0)).await.unwrap();
+            self.ports.insert(id, probe.local_addr().unwrap().port());
+        }
+        self.direct_addrs()
+    }
+
+    /// The nodes' own cluster addresses (after [`TestCluster::fix_ports`]).
+    pub fn direct_addrs(&self) -> Vec<String> {
+        self.ports
+            .iter()
+            .map(|(id, port)| SocketAddr::new(node_ip(*id), *port).to_string())
+            .collect()
     }
 
     pub fn data_dir(&self, id: u64) -> Option<PathBuf> {
@@ -231,13 +276,19 @@ impl TestCluster {
     }
 
     pub fn config(&self, id: u64) -> NodeConfig {
-        let mut config = NodeConfig::new(id, SocketAddr::new(node_ip(id), 0))
+        let port = self.ports.get(&id).copied().unwrap_or(0);
+        let mut config = NodeConfig::new(id, SocketAddr::new(node_ip(id), port))
             .with_outbound_ip(node_ip(id))
             .with_advertise_addr(self.proxies[&id].addr.to_string())
             .with_peers(self.peers.clone())
             .with_secret(SECRET);
         if let Some(dir) = self.data_dir(id) {
             config = config.with_data_dir(dir);
+        }
+        if let Some((mesh, directory)) = &self.mesh {
+            config = config
+                .with_mesh(*mesh)
+                .with_mesh_directory(directory.clone());
         }
         (self.tune)(test_timing(config))
     }
