@@ -74,7 +74,7 @@ pub use cookie::{Key, SameSite};
 pub use id::{IdError, MeshTag, SessionId, ID_RANDOM_BYTES, MAX_MESH_TAG_LEN};
 pub use middleware::{SessionLayer, SessionManager};
 pub use record::{data_size, ChangeSet, NewSession, SessionData, SessionRecord, PER_KEY_OVERHEAD};
-pub use session::{Result, Session, SessionError};
+pub use session::{Session, SessionError, SessionResult};
 pub use store::{
     Committed, ConsistencyToken, MemoryStore, MemoryStoreConfig, SessionStore, StoreError, Version,
 };

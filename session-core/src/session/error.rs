@@ -5,7 +5,8 @@ use std::time::Duration;
 
 use crate::store::StoreError;
 
-/// Result of [`Session`](crate::Session) calls.
+/// Result of [`Session`](crate::Session) calls (exported as
+/// `session_core::SessionResult`, so that glob imports do not shadow `Result`).
 pub type Result<T, E = SessionError> = std::result::Result<T, E>;
 
 /// Why a session call failed.

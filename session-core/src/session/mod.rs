@@ -27,7 +27,8 @@ use crate::id::SessionId;
 use crate::store::{ConsistencyToken, SessionStore};
 
 pub(crate) use error::retry_after_secs;
-pub use error::{Result, SessionError};
+use error::Result;
+pub use error::{Result as SessionResult, SessionError};
 pub(crate) use state::ClientUpdate;
 use state::State;
 

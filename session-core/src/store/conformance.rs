@@ -11,11 +11,15 @@
 //! # }
 //! ```
 //!
-//! or, to get one `#[tokio::test]` per check (needs `tokio` with the `macros`
-//! and `rt` features in the calling crate):
+//! or, to get one `#[tokio::test]` per check, from an integration test of
+//! the store's crate (which needs `tokio` with the `macros` and
+//! `rt-multi-thread` features as a dev-dependency; see this crate's
+//! `tests/conformance.rs`):
 //!
 //! ```ignore
-//! session_core::store_conformance_tests!(my_store_tests, async { build_store().await });
+//! // tests/conformance.rs of a store crate. The expression may `.await`
+//! // (it runs inside each test), e.g. to start a three-node cluster.
+//! session_core::store_conformance_tests!(raft_store, start_cluster().await.store());
 //! ```
 //!
 //! Times passed to the store are explicit and relative to the real current
