@@ -9,6 +9,9 @@
 
 mod common;
 
+use std::collections::BTreeMap;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, OnceLock};
 use std::time::Duration;
 
 use common::*;
@@ -18,6 +21,78 @@ use session_raft::types::EntryPayload;
 use session_raft::{LogStore, MeshDirectory, NodeConfig};
 
 const LEADER_WAIT: Duration = Duration::from_secs(10);
+
+/// Counts every counter by name and labels, as `name{k=v,...}`; installed
+/// once for the whole test binary (metrics has one global recorder), so
+/// counts include every test's calls and are checked as lower bounds.
+#[derive(Default)]
+struct CountingRecorder {
+    counters: parking_lot::Mutex<BTreeMap<String, Arc<AtomicU64>>>,
+}
+
+impl CountingRecorder {
+    fn global() -> &'static CountingRecorder {
+        static RECORDER: OnceLock<&'static CountingRecorder> = OnceLock::new();
+        RECORDER.get_or_init(|| {
+            let recorder: &'static CountingRecorder = Box::leak(Box::default());
+            metrics::set_global_recorder(recorder).expect("no other recorder");
+            recorder
+        })
+    }
+
+    fn count(&self, key: &str) -> u64 {
+        self.counters
+            .lock()
+            .get(key)
+            .map_or(0, |c| c.load(Ordering::Relaxed))
+    }
+}
+
+impl metrics::Recorder for CountingRecorder {
+    fn describe_counter(
+        &self,
+        _: metrics::KeyName,
+        _: Option<metrics::Unit>,
+        _: metrics::SharedString,
+    ) {
+    }
+    fn describe_gauge(
+        &self,
+        _: metrics::KeyName,
+        _: Option<metrics::Unit>,
+        _: metrics::SharedString,
+    ) {
+    }
+    fn describe_histogram(
+        &self,
+        _: metrics::KeyName,
+        _: Option<metrics::Unit>,
+        _: metrics::SharedString,
+    ) {
+    }
+
+    fn register_counter(&self, key: &metrics::Key, _: &metrics::Metadata<'_>) -> metrics::Counter {
+        let labels: Vec<String> = key
+            .labels()
+            .map(|l| format!("{}={}", l.key(), l.value()))
+            .collect();
+        let name = format!("{}{{{}}}", key.name(), labels.join(","));
+        let counter = self.counters.lock().entry(name).or_default().clone();
+        metrics::Counter::from_arc(counter)
+    }
+
+    fn register_gauge(&self, _: &metrics::Key, _: &metrics::Metadata<'_>) -> metrics::Gauge {
+        metrics::Gauge::noop()
+    }
+
+    fn register_histogram(
+        &self,
+        _: &metrics::Key,
+        _: &metrics::Metadata<'_>,
+    ) -> metrics::Histogram {
+        metrics::Histogram::noop()
+    }
+}
 
 fn tag(name: &str) -> MeshTag {
     MeshTag::new(name).unwrap()
@@ -95,6 +170,7 @@ async fn value_via(meshes: &Meshes, via: u64, id: &SessionId, token: Committed) 
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn sessions_of_one_mesh_are_served_through_every_node_of_the_other() {
+    let recorder = CountingRecorder::global();
     let meshes = Meshes::start(false, |c| c).await;
     for id in 1..=6u64 {
         let expected = if id <= 3 { "a" } else { "b" };
@@ -178,6 +254,18 @@ async fn sessions_of_one_mesh_are_served_through_every_node_of_the_other() {
         meshes.store(5).apply(&new_id, set_value(1), now()).await,
         Err(StoreError::NotFound)
     );
+
+    // /metrics counts the forwards by operation (the counts are global to
+    // this test binary, hence lower bounds).
+    let forwards = |op: &str| {
+        recorder.count(&format!(
+            "session_raft_cross_mesh_forwards_total{{op={op}}}"
+        ))
+    };
+    assert!(forwards("load") >= 9 + 3, "loads: {}", forwards("load"));
+    assert!(forwards("apply") >= 9 + 3, "applies: {}", forwards("apply"));
+    assert!(forwards("create") >= 2);
+    assert!(forwards("delete") >= 1);
     meshes.shutdown().await;
 }
 
@@ -190,6 +278,7 @@ fn quick_failure(config: NodeConfig) -> NodeConfig {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn losing_a_majority_of_one_mesh_leaves_the_other_meshs_sessions_available() {
+    let recorder = CountingRecorder::global();
     let mut meshes = Meshes::start(false, quick_failure).await;
     let (a_id, a_token) = create_via(&meshes, 1, 1).await;
     let (b_id, b_token) = create_via(&meshes, 4, 2).await;
@@ -237,6 +326,7 @@ async fn losing_a_majority_of_one_mesh_leaves_the_other_meshs_sessions_available
             other => panic!("write to mesh b through node {via} gave {other:?}"),
         }
     }
+    assert!(recorder.count("session_raft_cross_mesh_forward_failures_total{op=apply}") >= 2);
     // Its reads may still be served by the lone b node, which has applied the
     // token, but never with other data.
     for via in [survivor, 3] {
