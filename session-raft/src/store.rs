@@ -62,6 +62,7 @@ impl std::fmt::Debug for RaftStore {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("RaftStore")
             .field("node_id", &self.shared.node_id)
+            .field("mesh", &self.shared.mesh)
             .finish()
     }
 }

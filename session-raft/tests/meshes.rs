@@ -262,8 +262,10 @@ async fn sessions_of_one_mesh_are_served_through_every_node_of_the_other() {
             "session_raft_cross_mesh_forwards_total{{op={op}}}"
         ))
     };
-    assert!(forwards("load") >= 9 + 3, "loads: {}", forwards("load"));
-    assert!(forwards("apply") >= 9 + 3, "applies: {}", forwards("apply"));
+    // Two loads and one apply per (b node, session), then the rotation and
+    // the apply that found nothing.
+    assert!(forwards("load") >= 18, "loads: {}", forwards("load"));
+    assert!(forwards("apply") >= 9 + 2, "applies: {}", forwards("apply"));
     assert!(forwards("create") >= 2);
     assert!(forwards("delete") >= 1);
     meshes.shutdown().await;
