@@ -266,3 +266,127 @@ impl Session {
         state.current = Some((id, Arc::new(record)));
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use std::sync::atomic::{AtomicBool, Ordering};
+    use std::time::Duration;
+
+    use async_trait::async_trait;
+
+    use super::*;
+    use crate::clock::Clock;
+    use crate::expiry::ExpiryPolicy;
+    use crate::session::Context;
+    use crate::store::{ConsistencyToken, MemoryStore, SessionStore};
+
+    /// Fails writes while `down` is set.
+    #[derive(Default)]
+    struct Outage {
+        store: MemoryStore,
+        down: AtomicBool,
+    }
+
+    #[async_trait]
+    impl SessionStore for Outage {
+        async fn load(
+            &self,
+            id: &SessionId,
+            token: ConsistencyToken,
+            now: UnixMillis,
+        ) -> Result<Option<Arc<SessionRecord>>, StoreError> {
+            self.store.load(id, token, now).await
+        }
+        async fn create(&self, id: &SessionId, new: NewSession) -> Result<Committed, StoreError> {
+            if self.down.load(Ordering::SeqCst) {
+                return Err(StoreError::unavailable(Duration::from_secs(1), "down"));
+            }
+            self.store.create(id, new).await
+        }
+        async fn apply(
+            &self,
+            id: &SessionId,
+            changes: ChangeSet,
+            now: UnixMillis,
+        ) -> Result<Committed, StoreError> {
+            if self.down.load(Ordering::SeqCst) {
+                return Err(StoreError::unavailable(Duration::from_secs(1), "down"));
+            }
+            self.store.apply(id, changes, now).await
+        }
+        async fn delete(&self, id: &SessionId) -> Result<Committed, StoreError> {
+            self.store.delete(id).await
+        }
+    }
+
+    fn session(store: Arc<Outage>, incoming: Option<SessionId>) -> Session {
+        let context = Context {
+            store,
+            clock: Clock::manual(1_000_000),
+            expiry: ExpiryPolicy::new(Duration::from_secs(60), None, 0.25),
+            size_limit: 1024,
+        };
+        Session::new(
+            Arc::new(context),
+            incoming.map(|id| (id, ConsistencyToken::NONE)),
+        )
+    }
+
+    #[tokio::test]
+    async fn failed_save_keeps_changes_for_the_next_attempt() {
+        let store = Arc::new(Outage::default());
+        let first = session(store.clone(), None);
+        first.insert("a", 1u32).await.unwrap();
+        first.save().await.unwrap();
+        let id = first.id().unwrap();
+
+        let second = session(store.clone(), Some(id));
+        second.insert("b", 2u32).await.unwrap();
+        store.down.store(true, Ordering::SeqCst);
+        let error = second.save().await.unwrap_err();
+        assert_eq!(error.status(), 503);
+        // Changed again while the store was down: both changes are kept.
+        second.insert("c", 3u32).await.unwrap();
+        assert_eq!(second.get::<u32>("b").await.unwrap(), Some(2));
+        store.down.store(false, Ordering::SeqCst);
+        let finish = second.finish().await;
+        assert!(finish.error.is_none());
+        assert!(matches!(finish.update, ClientUpdate::Set { .. }));
+        let record = store
+            .load(&id, ConsistencyToken::NONE, 1_000_000)
+            .await
+            .unwrap()
+            .unwrap();
+        assert_eq!(record.data.len(), 3);
+    }
+
+    #[tokio::test]
+    async fn untouched_session_makes_no_store_call_and_clear_alone_creates_nothing() {
+        let store = Arc::new(Outage::default());
+        store.down.store(true, Ordering::SeqCst);
+        let untouched = session(store.clone(), None).finish().await;
+        assert!(untouched.error.is_none());
+        assert_eq!(untouched.update, ClientUpdate::Keep);
+
+        let cleared = session(store.clone(), None);
+        cleared.clear().await;
+        let finish = cleared.finish().await;
+        assert!(
+            finish.error.is_none(),
+            "nothing to store, so no store error"
+        );
+        assert!(store.store.is_empty());
+    }
+
+    #[tokio::test]
+    async fn too_large_insert_records_nothing() {
+        let store = Arc::new(Outage::default());
+        let s = session(store.clone(), None);
+        s.insert("ok", 1u8).await.unwrap();
+        let error = s.insert("big", vec![0u8; 2048]).await.unwrap_err();
+        assert!(matches!(error, SessionError::TooLarge { limit: 1024, .. }));
+        assert_eq!(s.get::<Vec<u8>>("big").await.unwrap(), None);
+        s.save().await.unwrap();
+        assert_eq!(store.store.len(), 1);
+    }
+}
