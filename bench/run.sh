@@ -22,7 +22,12 @@ STAMP=$(date -u +%Y%m%dT%H%M%SZ)
 OUT=bench/results/$STAMP
 mkdir -p "$OUT"
 
-command -v oha >/dev/null || cargo install oha --locked
+if ! command -v oha >/dev/null; then
+  # native-tls keeps the build light (rustls pulls in aws-lc-sys); we only
+  # talk plain HTTP to 127.0.0.1 anyway.
+  dpkg -s libssl-dev pkg-config >/dev/null 2>&1 || { apt-get update -qq && apt-get install -y -qq libssl-dev pkg-config; }
+  cargo install oha --locked --no-default-features --features native-tls
+fi
 cargo build --release -p demo-app
 BIN=${CARGO_TARGET_DIR:-target}/release/demo-app
 WORK=$(mktemp -d)

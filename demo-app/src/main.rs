@@ -1,2 +1,40 @@
-//! Demo app.
-fn main() {}
+//! `demo-app`: an axum app whose sessions are replicated by Raft, and a CLI to
+//! run one member (`node`), a whole local cluster (`cluster`, the default), a
+//! single in-memory node (`standalone`) or the no-session benchmark ceiling
+//! (`ceiling`).
+
+mod app;
+mod cli;
+mod cluster;
+mod http_client;
+mod keys;
+mod run;
+mod telemetry;
+
+use clap::Parser;
+
+use crate::cli::{Cli, ClusterArgs, Command};
+
+fn main() -> anyhow::Result<()> {
+    let cli = Cli::parse();
+    let command = cli
+        .command
+        .unwrap_or_else(|| Command::Cluster(ClusterArgs::parse_defaults()));
+    let log = match &command {
+        Command::Cluster(a) => a.common.log.clone(),
+        Command::Node(a) => a.common.log.clone(),
+        Command::Standalone(a) | Command::Ceiling(a) => a.common.log.clone(),
+    };
+    telemetry::init_logging(&log);
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()?;
+    runtime.block_on(async move {
+        match command {
+            Command::Cluster(args) => cluster::run(args).await,
+            Command::Node(args) => run::node(args).await,
+            Command::Standalone(args) => run::standalone(args).await,
+            Command::Ceiling(args) => run::ceiling(args).await,
+        }
+    })
+}

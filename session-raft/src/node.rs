@@ -588,6 +588,12 @@ impl RaftNode {
         self.shared.node_id
     }
 
+    /// The leader this node currently knows of. Cheap (no allocation), for
+    /// per-request use; [`RaftNode::status`] has the full picture.
+    pub fn leader_id(&self) -> Option<NodeId> {
+        self.shared.raft.metrics().borrow_watched().current_leader
+    }
+
     /// The address the cluster listener is bound to (useful with port 0).
     pub fn cluster_addr(&self) -> SocketAddr {
         self.local_addr

@@ -1,0 +1,154 @@
+//! Command-line interface: every flag can also come from an environment
+//! variable (`RS_*`), so the same binary runs under systemd, Docker or a shell.
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+
+use clap::{Args, Parser, Subcommand, ValueEnum};
+
+/// raft-sessions demo: an axum app whose sessions are replicated by Raft.
+#[derive(Debug, Parser)]
+#[command(name = "demo-app", version, about)]
+pub(crate) struct Cli {
+    /// What to run; `cluster` when omitted.
+    #[command(subcommand)]
+    pub(crate) command: Option<Command>,
+}
+
+/// The demo's modes.
+#[derive(Debug, Subcommand)]
+pub(crate) enum Command {
+    /// Start a local cluster: one OS process per node, on loopback.
+    Cluster(ClusterArgs),
+    /// Run one cluster member.
+    Node(NodeArgs),
+    /// Run one node on the in-memory store (no replication).
+    Standalone(StandaloneArgs),
+    /// Run the same handlers with no session layer at all (benchmark ceiling).
+    Ceiling(StandaloneArgs),
+}
+
+/// Options for `demo-app cluster`.
+#[derive(Debug, Clone, Args)]
+pub(crate) struct ClusterArgs {
+    /// Number of nodes.
+    #[arg(long, env = "RS_NODES", default_value_t = 3)]
+    pub(crate) nodes: u16,
+    /// Application port of node 1; node N listens on this + N - 1.
+    #[arg(long, env = "RS_BASE_PORT", default_value_t = 3001)]
+    pub(crate) base_port: u16,
+    /// Cluster (Raft RPC) port of node 1; node N listens on this + N - 1.
+    #[arg(long, env = "RS_BASE_CLUSTER_PORT", default_value_t = 7001)]
+    pub(crate) base_cluster_port: u16,
+    /// Host to bind all nodes to.
+    #[arg(long, env = "RS_HOST", default_value = "127.0.0.1")]
+    pub(crate) host: String,
+    /// Data directory; node N keeps its state in `<dir>/node-N`.
+    #[arg(long, env = "RS_DATA_DIR", default_value = "./data")]
+    pub(crate) data_dir: PathBuf,
+    /// File holding the cluster secret; generated there when missing.
+    #[arg(long, env = "RS_SECRET_FILE")]
+    pub(crate) secret_file: Option<PathBuf>,
+    /// Keep every node's state in memory only.
+    #[arg(long, env = "RS_EPHEMERAL")]
+    pub(crate) ephemeral: bool,
+    /// Shared options passed to every node.
+    #[command(flatten)]
+    pub(crate) common: CommonArgs,
+}
+
+/// Options for `demo-app node`.
+#[derive(Debug, Clone, Args)]
+pub(crate) struct NodeArgs {
+    /// This node's id (unique in the cluster, > 0).
+    #[arg(long, env = "RS_NODE_ID")]
+    pub(crate) id: u64,
+    /// Application (HTTP) listen address.
+    #[arg(long, env = "RS_LISTEN", default_value = "127.0.0.1:3001")]
+    pub(crate) listen: SocketAddr,
+    /// Cluster (Raft RPC) listen address.
+    #[arg(long, env = "RS_CLUSTER_LISTEN", default_value = "127.0.0.1:7001")]
+    pub(crate) cluster_listen: SocketAddr,
+    /// Address peers use to reach this node's cluster port (default: --cluster-listen).
+    #[arg(long, env = "RS_ADVERTISE")]
+    pub(crate) advertise: Option<String>,
+    /// Initial members as `id=host:port,...` (cluster addresses, this node included).
+    #[arg(long, env = "RS_PEERS", value_delimiter = ',')]
+    pub(crate) peers: Vec<String>,
+    /// Join a running cluster through this member's cluster address instead.
+    #[arg(long, env = "RS_JOIN")]
+    pub(crate) join: Option<String>,
+    /// Data directory (vote, log, snapshots). Omit with --ephemeral.
+    #[arg(long, env = "RS_DATA_DIR")]
+    pub(crate) data_dir: Option<PathBuf>,
+    /// Keep all state in memory (tests, demos); a restart starts empty.
+    #[arg(long, env = "RS_EPHEMERAL")]
+    pub(crate) ephemeral: bool,
+    /// File holding the cluster secret shared by all members.
+    #[arg(long, env = "RS_SECRET_FILE")]
+    pub(crate) secret_file: Option<PathBuf>,
+    /// Run a multi-node cluster without a secret. Anyone who can reach the
+    /// cluster port can then read and write every session.
+    #[arg(long, env = "RS_INSECURE")]
+    pub(crate) insecure: bool,
+    /// Shared options.
+    #[command(flatten)]
+    pub(crate) common: CommonArgs,
+}
+
+/// Options for `demo-app standalone` and `demo-app ceiling`.
+#[derive(Debug, Clone, Args)]
+pub(crate) struct StandaloneArgs {
+    /// Application (HTTP) listen address.
+    #[arg(long, env = "RS_LISTEN", default_value = "127.0.0.1:3000")]
+    pub(crate) listen: SocketAddr,
+    /// Shared options.
+    #[command(flatten)]
+    pub(crate) common: CommonArgs,
+}
+
+/// Options every mode shares.
+#[derive(Debug, Clone, Args)]
+pub(crate) struct CommonArgs {
+    /// File holding the cookie signing key material (at least 64 bytes);
+    /// without it a random key is used and cookies die with the process.
+    /// Every member of a cluster must use the same key.
+    #[arg(long, env = "RS_COOKIE_KEY_FILE")]
+    pub(crate) cookie_key_file: Option<PathBuf>,
+    /// Send cookies over plain HTTP too (local demos without TLS).
+    #[arg(long, env = "RS_INSECURE_COOKIES")]
+    pub(crate) insecure_cookies: bool,
+    /// Read consistency for sessions.
+    #[arg(long, env = "RS_READ_MODE", value_enum, default_value_t = ReadModeArg::Session)]
+    pub(crate) read_mode: ReadModeArg,
+    /// Idle timeout of a session, in seconds.
+    #[arg(long, env = "RS_IDLE_TIMEOUT", default_value_t = 1800)]
+    pub(crate) idle_timeout_secs: u64,
+    /// Log filter (tracing `EnvFilter` syntax).
+    #[arg(long, env = "RS_LOG", default_value = "info")]
+    pub(crate) log: String,
+}
+
+/// Read consistency, as a CLI value.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub(crate) enum ReadModeArg {
+    /// Read-your-writes on any node (default).
+    Session,
+    /// Every read goes through the leader's read index.
+    Linearizable,
+    /// Fastest; may be stale.
+    Local,
+}
+
+impl ClusterArgs {
+    /// `cluster` options with every default (and environment variable) applied,
+    /// for when the binary runs with no subcommand.
+    pub(crate) fn parse_defaults() -> Self {
+        #[derive(Parser)]
+        struct Only {
+            #[command(flatten)]
+            args: ClusterArgs,
+        }
+        Only::parse_from(["demo-app"]).args
+    }
+}

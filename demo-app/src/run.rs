@@ -1,0 +1,195 @@
+//! Runs one process: a cluster member, a standalone node, or the ceiling.
+//!
+//! Lifecycle of a member: bind the application port, start the Raft node
+//! (which binds the cluster port), serve until SIGTERM or Ctrl-C, stop
+//! accepting, let in-flight requests finish, hand leadership over if this node
+//! leads, then exit.
+
+use std::collections::BTreeMap;
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Duration;
+
+use anyhow::{bail, Context};
+use axum::Router;
+use session_core::{Key, MemoryStore, SessionLayer, SessionStore};
+use session_raft::{NodeConfig, RaftNode, ReadMode};
+use tokio::net::TcpListener;
+
+use crate::app::{self, AppState, Backend};
+use crate::cli::{CommonArgs, NodeArgs, ReadModeArg, StandaloneArgs};
+use crate::keys;
+use crate::telemetry;
+
+/// `demo-app node`.
+pub(crate) async fn node(args: NodeArgs) -> anyhow::Result<()> {
+    let peers = parse_peers(&args.peers)?;
+    let secret = match &args.secret_file {
+        Some(path) => Some(keys::read_hex_file(path, 16)?),
+        None => None,
+    };
+    let data_dir = match (&args.data_dir, args.ephemeral) {
+        (Some(dir), false) => Some(dir.clone()),
+        (None, true) => None,
+        (Some(_), true) => bail!("--data-dir and --ephemeral exclude each other"),
+        (None, false) => bail!("give --data-dir, or --ephemeral to keep everything in memory"),
+    };
+    let listener = TcpListener::bind(args.listen)
+        .await
+        .with_context(|| format!("binding {}", args.listen))?;
+    let mut config = NodeConfig::new(args.id, args.cluster_listen);
+    config.advertise_addr = args.advertise.clone();
+    config.peers = peers;
+    config.join = args.join.clone();
+    config.data_dir = data_dir;
+    config.secret = secret;
+    config.insecure = args.insecure;
+    config.read_mode = match args.common.read_mode {
+        ReadModeArg::Session => ReadMode::Session,
+        ReadModeArg::Linearizable => ReadMode::Linearizable,
+        ReadModeArg::Local => ReadMode::Local,
+    };
+    let node = Arc::new(
+        RaftNode::start(config)
+            .await
+            .with_context(|| format!("starting Raft node {}", args.id))?,
+    );
+    let store: Arc<dyn SessionStore> = Arc::new(node.store());
+    let state = Arc::new(AppState {
+        node_name: format!("node-{}", args.id),
+        backend: Backend::Raft(node.clone()),
+        metrics: telemetry::init_metrics(),
+    });
+    let router = app::routes(state).layer(session_layer(store, &args.common)?);
+    tracing::info!(node = args.id, app = %args.listen, cluster = %args.cluster_listen, "serving");
+    serve(listener, router).await?;
+    tracing::info!(node = args.id, "HTTP server drained; stopping Raft node");
+    match Arc::try_unwrap(node) {
+        Ok(node) => node.shutdown().await.context("stopping Raft node")?,
+        Err(_) => tracing::warn!("Raft node still referenced at exit; not handing over"),
+    }
+    Ok(())
+}
+
+/// `demo-app standalone`.
+pub(crate) async fn standalone(args: StandaloneArgs) -> anyhow::Result<()> {
+    let listener = TcpListener::bind(args.listen)
+        .await
+        .with_context(|| format!("binding {}", args.listen))?;
+    let store: Arc<dyn SessionStore> = Arc::new(MemoryStore::default());
+    let state = Arc::new(AppState {
+        node_name: "standalone".into(),
+        backend: Backend::Memory,
+        metrics: telemetry::init_metrics(),
+    });
+    let router = app::routes(state).layer(session_layer(store, &args.common)?);
+    tracing::info!(app = %args.listen, "serving (standalone, in-memory store)");
+    serve(listener, router).await
+}
+
+/// `demo-app ceiling`: the same handlers' shape with no session layer.
+pub(crate) async fn ceiling(args: StandaloneArgs) -> anyhow::Result<()> {
+    let listener = TcpListener::bind(args.listen)
+        .await
+        .with_context(|| format!("binding {}", args.listen))?;
+    let state = Arc::new(AppState {
+        node_name: "ceiling".into(),
+        backend: Backend::Memory,
+        metrics: None,
+    });
+    tracing::info!(app = %args.listen, "serving (ceiling: no session layer)");
+    serve(listener, app::ceiling_routes(state)).await
+}
+
+fn session_layer(
+    store: Arc<dyn SessionStore>,
+    common: &CommonArgs,
+) -> anyhow::Result<SessionLayer<Arc<dyn SessionStore>>> {
+    let key_material = match &common.cookie_key_file {
+        Some(path) => keys::read_hex_file(path, 64)?,
+        None => {
+            tracing::warn!(
+                "no --cookie-key-file: using a random key; cookies die with this process"
+            );
+            keys::random_bytes(64)?
+        }
+    };
+    Ok(SessionLayer::new(store, Key::from(&key_material))
+        .with_secure(!common.insecure_cookies)
+        .with_idle_timeout(Duration::from_secs(common.idle_timeout_secs)))
+}
+
+async fn serve(listener: TcpListener, router: Router) -> anyhow::Result<()> {
+    axum::serve(listener, router)
+        .with_graceful_shutdown(shutdown_signal())
+        .await
+        .context("HTTP server")
+}
+
+/// Resolves on SIGTERM or Ctrl-C (SIGINT).
+pub(crate) async fn shutdown_signal() {
+    let ctrl_c = tokio::signal::ctrl_c();
+    #[cfg(unix)]
+    {
+        let mut term =
+            match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+                Ok(s) => s,
+                Err(e) => {
+                    tracing::warn!("cannot listen for SIGTERM: {e}");
+                    let _ = ctrl_c.await;
+                    return;
+                }
+            };
+        tokio::select! {
+            _ = ctrl_c => {}
+            _ = term.recv() => {}
+        }
+    }
+    #[cfg(not(unix))]
+    let _ = ctrl_c.await;
+    tracing::info!("shutdown requested");
+}
+
+/// Parses `id=host:port` items.
+fn parse_peers(items: &[String]) -> anyhow::Result<BTreeMap<u64, String>> {
+    items
+        .iter()
+        .filter(|s| !s.trim().is_empty())
+        .map(|item| {
+            let (id, addr) = item
+                .split_once('=')
+                .with_context(|| format!("peer {item:?} is not id=host:port"))?;
+            let id: u64 = id
+                .trim()
+                .parse()
+                .with_context(|| format!("peer id in {item:?} is not a number"))?;
+            addr.trim()
+                .parse::<SocketAddr>()
+                .map(|_| ())
+                .or_else(|_| {
+                    // Host names are fine too; only insist on host:port.
+                    addr.rsplit_once(':')
+                        .and_then(|(_, p)| p.parse::<u16>().ok())
+                        .map(|_| ())
+                        .context("no port")
+                })
+                .with_context(|| format!("peer address in {item:?} is not host:port"))?;
+            Ok((id, addr.trim().to_owned()))
+        })
+        .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn peers_parse_and_reject_garbage() {
+        let peers = parse_peers(&["1=127.0.0.1:7001".into(), "2=node2:7002".into()]).unwrap();
+        assert_eq!(peers[&1], "127.0.0.1:7001");
+        assert_eq!(peers[&2], "node2:7002");
+        assert!(parse_peers(&["x=127.0.0.1:1".into()]).is_err());
+        assert!(parse_peers(&["1=nohost".into()]).is_err());
+        assert!(parse_peers(&["127.0.0.1:7001".into()]).is_err());
+    }
+}

@@ -1,0 +1,252 @@
+//! Helpers for tests that run the real `demo-app` binary as separate OS
+//! processes on 127.0.0.1: free ports, a three-node cluster, readiness polling,
+//! and an HTTP client that keeps cookies across nodes.
+#![allow(dead_code, unreachable_pub)]
+
+use std::net::TcpListener;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use serde_json::Value;
+
+/// The binary under test.
+pub const BIN: &str = env!("CARGO_BIN_EXE_demo-app");
+
+/// Generous bound for anything cluster-wide on a loaded 2-core machine.
+pub const PATIENCE: Duration = Duration::from_secs(30);
+
+/// Ports that were free a moment ago (bound to :0 then released).
+pub fn free_ports(n: usize) -> Vec<u16> {
+    let listeners: Vec<TcpListener> = (0..n)
+        .map(|_| TcpListener::bind("127.0.0.1:0").expect("bind 127.0.0.1:0"))
+        .collect();
+    listeners
+        .iter()
+        .map(|l| l.local_addr().unwrap().port())
+        .collect()
+}
+
+/// One `demo-app node` process.
+pub struct NodeProcess {
+    /// Node id.
+    pub id: u64,
+    /// Application port.
+    pub port: u16,
+    /// Cluster port.
+    pub cluster_port: u16,
+    /// The process, while it runs.
+    pub child: Option<Child>,
+    /// Arguments it was started with (to restart it the same way).
+    args: Vec<String>,
+    /// Where its stderr goes.
+    log: PathBuf,
+}
+
+impl NodeProcess {
+    /// Base URL of the application port.
+    pub fn url(&self) -> String {
+        format!("http://127.0.0.1:{}", self.port)
+    }
+
+    /// Starts (or restarts) the process.
+    pub fn spawn(&mut self) {
+        let log = std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(&self.log)
+            .expect("open node log");
+        let child = Command::new(BIN)
+            .args(&self.args)
+            .stdin(Stdio::null())
+            .stdout(log.try_clone().unwrap())
+            .stderr(log)
+            .spawn()
+            .expect("spawn demo-app node");
+        self.child = Some(child);
+    }
+
+    /// SIGKILL, then reap.
+    pub fn kill(&mut self) {
+        if let Some(mut child) = self.child.take() {
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+    }
+
+    /// OS process id, while running.
+    pub fn pid(&self) -> Option<u32> {
+        self.child.as_ref().map(|c| c.id())
+    }
+
+    /// The node's log so far (for failure messages).
+    pub fn log_tail(&self) -> String {
+        let text = std::fs::read_to_string(&self.log).unwrap_or_default();
+        let mut start = text.len().saturating_sub(4000);
+        while !text.is_char_boundary(start) {
+            start += 1;
+        }
+        text[start..].to_owned()
+    }
+}
+
+impl Drop for NodeProcess {
+    fn drop(&mut self) {
+        self.kill();
+    }
+}
+
+/// A cluster of `demo-app node` processes sharing a secret and cookie key.
+pub struct ProcessCluster {
+    /// Members, index i = node id i + 1.
+    pub nodes: Vec<NodeProcess>,
+    /// Keeps the data directories alive.
+    pub dir: tempfile::TempDir,
+}
+
+impl ProcessCluster {
+    /// Starts `n` nodes with durable data directories and waits until every
+    /// node is ready.
+    pub async fn start(n: usize) -> Self {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let ports = free_ports(2 * n);
+        write_hex(&dir.path().join("cluster.secret"), 32);
+        write_hex(&dir.path().join("cookie.key"), 64);
+        let peers: Vec<String> = (0..n)
+            .map(|i| format!("{}=127.0.0.1:{}", i + 1, ports[n + i]))
+            .collect();
+        let nodes = (0..n)
+            .map(|i| {
+                let id = (i + 1) as u64;
+                let data = dir.path().join(format!("node-{id}"));
+                let args = vec![
+                    "node".into(),
+                    "--id".into(),
+                    id.to_string(),
+                    "--listen".into(),
+                    format!("127.0.0.1:{}", ports[i]),
+                    "--cluster-listen".into(),
+                    format!("127.0.0.1:{}", ports[n + i]),
+                    "--peers".into(),
+                    peers.join(","),
+                    "--data-dir".into(),
+                    data.display().to_string(),
+                    "--secret-file".into(),
+                    dir.path().join("cluster.secret").display().to_string(),
+                    "--cookie-key-file".into(),
+                    dir.path().join("cookie.key").display().to_string(),
+                    "--insecure-cookies".into(),
+                    "--log".into(),
+                    "info".into(),
+                ];
+                let mut node = NodeProcess {
+                    id,
+                    port: ports[i],
+                    cluster_port: ports[n + i],
+                    child: None,
+                    args,
+                    log: dir.path().join(format!("node-{id}.log")),
+                };
+                node.spawn();
+                node
+            })
+            .collect();
+        let cluster = Self { nodes, dir };
+        for node in &cluster.nodes {
+            cluster.wait_ready(node).await;
+        }
+        cluster
+    }
+
+    /// Waits until `node` answers `/readyz` with 200.
+    pub async fn wait_ready(&self, node: &NodeProcess) {
+        let client = reqwest::Client::new();
+        let deadline = Instant::now() + PATIENCE;
+        loop {
+            if let Ok(r) = client.get(format!("{}/readyz", node.url())).send().await {
+                if r.status() == 200 {
+                    return;
+                }
+            }
+            assert!(
+                Instant::now() < deadline,
+                "node {} not ready within {PATIENCE:?}; log:\n{}",
+                node.id,
+                node.log_tail()
+            );
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+    }
+
+    /// The leader id as reported by any running node.
+    pub async fn leader(&self) -> u64 {
+        let client = reqwest::Client::new();
+        let deadline = Instant::now() + PATIENCE;
+        loop {
+            for node in self.nodes.iter().filter(|n| n.child.is_some()) {
+                if let Ok(r) = client
+                    .get(format!("{}/cluster/status", node.url()))
+                    .send()
+                    .await
+                {
+                    if let Ok(v) = r.json::<Value>().await {
+                        if let Some(id) = v["leader_id"].as_u64() {
+                            if self.nodes[(id - 1) as usize].child.is_some() {
+                                return id;
+                            }
+                        }
+                    }
+                }
+            }
+            assert!(
+                Instant::now() < deadline,
+                "no live leader within {PATIENCE:?}"
+            );
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+    }
+
+    /// Node by id.
+    pub fn node(&mut self, id: u64) -> &mut NodeProcess {
+        &mut self.nodes[(id - 1) as usize]
+    }
+}
+
+/// A browser-like HTTP client: one cookie jar for all nodes (cookies are per
+/// host, not per port, so a cookie set by node 1 goes to node 3 as well).
+pub fn client() -> reqwest::Client {
+    reqwest::Client::builder()
+        .cookie_provider(Arc::new(reqwest::cookie::Jar::default()))
+        .timeout(Duration::from_secs(10))
+        .build()
+        .expect("client")
+}
+
+/// Calls `f` until it returns `Some`, or panics after [`PATIENCE`]. For
+/// operations that may fail while a cluster elects a leader.
+pub async fn eventually<T, F, Fut>(what: &str, mut f: F) -> T
+where
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = Option<T>>,
+{
+    let deadline = Instant::now() + PATIENCE;
+    loop {
+        if let Some(v) = f().await {
+            return v;
+        }
+        assert!(Instant::now() < deadline, "{what}: not within {PATIENCE:?}");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
+
+/// Writes `len` random bytes as hex.
+pub fn write_hex(path: &Path, len: usize) {
+    use std::io::Read;
+    let mut bytes = vec![0u8; len];
+    std::fs::File::open("/dev/urandom")
+        .and_then(|mut f| f.read_exact(&mut bytes))
+        .expect("read /dev/urandom");
+    let text: String = bytes.iter().map(|b| format!("{b:02x}")).collect();
+    std::fs::write(path, text).expect("write key file");
+}
