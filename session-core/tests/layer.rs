@@ -11,7 +11,7 @@ use axum::routing::get;
 use axum::Router;
 use common::{app, cookie_pair, signed_cookie, TestApp, START};
 use http_body_util::BodyExt as _;
-use session_core::{ConsistencyToken, Session, SessionId, SessionStore};
+use session_core::{ConsistencyToken, MeshTag, Session, SessionId, SessionStore};
 use tower::ServiceExt as _;
 
 async fn send(app: &TestApp, method: &str, uri: &str, cookie: Option<&str>) -> Response<Body> {
@@ -139,6 +139,29 @@ async fn cycle_id_moves_data_and_old_id_is_dead() {
         text(send(&app, "GET", "/get/x", Some(&old_cookie)).await).await,
         "none"
     );
+}
+
+#[tokio::test]
+async fn new_ids_carry_the_node_mesh_and_rotated_ids_keep_the_session_mesh() {
+    let app = app(|l| l);
+    *app.store.mesh.lock() = Some(MeshTag::new("a").unwrap());
+    let (cookie, id) = logged_in(&app).await;
+    assert_eq!(id.mesh(), Some(MeshTag::new("a").unwrap()));
+
+    // A node of mesh b serves the login: the rotated id must still route to
+    // mesh a, which holds the data.
+    *app.store.mesh.lock() = Some(MeshTag::new("b").unwrap());
+    let response = send(&app, "POST", "/login", Some(&cookie)).await;
+    assert_eq!(response.status(), StatusCode::OK);
+    let rotated = cookie_pair(&response).expect("login sets a new cookie");
+    let new_id = SessionId::parse(&text(send(&app, "GET", "/id", Some(&rotated)).await).await)
+        .unwrap();
+    assert_ne!(new_id, id);
+    assert_eq!(new_id.mesh(), Some(MeshTag::new("a").unwrap()));
+
+    // A brand-new session made on the mesh-b node is mesh b's.
+    let (_, fresh) = logged_in(&app).await;
+    assert_eq!(fresh.mesh(), Some(MeshTag::new("b").unwrap()));
 }
 
 #[tokio::test]

@@ -50,9 +50,16 @@ struct Taken {
     requested_expiry: Option<UnixMillis>,
 }
 
-fn mint(session: &Session) -> Result<SessionId> {
-    SessionId::generate(session.inner.context.store.mesh_tag())
-        .map_err(|e| SessionError::Store(StoreError::Backend(e.to_string())))
+/// A fresh id for a new session (tagged with this node's mesh) or for a
+/// rotated one (`rotating`: tagged with the old id's mesh, because the data
+/// stays in the mesh that owns it, and the id must keep routing there even
+/// when a node of another mesh served the login).
+fn mint(session: &Session, rotating: Option<&SessionId>) -> Result<SessionId> {
+    let mesh = match rotating {
+        Some(old) => old.mesh(),
+        None => session.inner.context.store.mesh_tag(),
+    };
+    SessionId::generate(mesh).map_err(|e| SessionError::Store(StoreError::Backend(e.to_string())))
 }
 
 impl Session {
@@ -176,7 +183,7 @@ impl Session {
         let mut attempt = 0;
         let (id, committed) = loop {
             attempt += 1;
-            let id = mint(self)?;
+            let id = mint(self, None)?;
             let session = NewSession {
                 data: data.clone(),
                 created_at: now,
@@ -218,7 +225,7 @@ impl Session {
         let committed = loop {
             attempt += 1;
             if rotate {
-                send.rotate_to = Some(mint(self)?);
+                send.rotate_to = Some(mint(self, Some(&id))?);
             }
             let result = store
                 .apply(&id, send.clone(), now)

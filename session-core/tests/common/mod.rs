@@ -25,6 +25,9 @@ pub struct FlakyStore {
     pub inner: MemoryStore,
     pub fail_apply: AtomicBool,
     pub fail_load: AtomicBool,
+    /// The mesh this "node" reports (tests switch it to play a node of
+    /// another mesh serving the same data).
+    pub mesh: parking_lot::Mutex<Option<session_core::MeshTag>>,
 }
 
 fn unavailable() -> StoreError {
@@ -63,6 +66,9 @@ impl SessionStore for FlakyStore {
     }
     async fn delete(&self, id: &SessionId) -> Result<Committed, StoreError> {
         self.inner.delete(id).await
+    }
+    fn mesh_tag(&self) -> Option<session_core::MeshTag> {
+        *self.mesh.lock()
     }
 }
 
