@@ -161,7 +161,23 @@ impl Driver {
 }
 
 impl Drop for Driver {
+    /// Ends the WebDriver session first (that is what stops Chromium; killing
+    /// chromedriver alone would orphan the browser), then chromedriver. Plain
+    /// blocking TCP because `Drop` cannot await, and it runs on panics too.
     fn drop(&mut self) {
+        use std::io::{Read, Write};
+        let addr = self.base.trim_start_matches("http://").to_owned();
+        if let Ok(mut stream) = std::net::TcpStream::connect(&addr) {
+            let _ = stream.set_read_timeout(Some(Duration::from_secs(10)));
+            let request = format!(
+                "DELETE /session/{} HTTP/1.1\r\nHost: {addr}\r\nContent-Length: 0\r\nConnection: close\r\n\r\n",
+                self.session
+            );
+            if stream.write_all(request.as_bytes()).is_ok() {
+                let mut answer = Vec::new();
+                let _ = stream.read_to_end(&mut answer);
+            }
+        }
         let _ = self.process.kill();
         let _ = self.process.wait();
     }
