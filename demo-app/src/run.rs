@@ -95,7 +95,7 @@ pub(crate) async fn ceiling(args: StandaloneArgs) -> anyhow::Result<()> {
     let state = Arc::new(AppState {
         node_name: "ceiling".into(),
         backend: Backend::Memory,
-        metrics: None,
+        metrics: telemetry::init_metrics(),
     });
     tracing::info!(app = %args.listen, "serving (ceiling: no session layer)");
     serve(listener, app::ceiling_routes(state)).await
