@@ -8,9 +8,14 @@
 //! move its token. Anything that does not verify and parse is treated as no
 //! session at all: never an error, never the client's id adopted.
 
+use std::collections::HashMap;
+use std::hash::BuildHasher;
+use std::sync::Arc;
+
 use cookie::{Cookie, CookieJar, Key, SameSite};
 use http::header::{COOKIE, SET_COOKIE};
 use http::{HeaderMap, HeaderName, HeaderValue};
+use parking_lot::Mutex;
 
 use crate::clock::UnixMillis;
 use crate::id::SessionId;
@@ -49,6 +54,58 @@ pub(crate) struct Transport {
     pub(crate) same_site: SameSite,
     /// Request/response header that may carry the value instead of the cookie.
     pub(crate) header: Option<HeaderName>,
+    /// Values that verified recently. Checking the HMAC is most of what a
+    /// session read costs the layer, and a client sends the same value until
+    /// its next write; a fresh cache comes with every change of key, name or
+    /// mode (see the layer's setters), so it never vouches across settings.
+    pub(crate) verified: Arc<VerifiedCache>,
+}
+
+/// Shards of the verified-value cache.
+const CACHE_SHARDS: usize = 16;
+/// Entries per shard; a full shard is emptied (cheap, and bounds memory to a
+/// few MiB however many clients there are).
+const CACHE_SHARD_CAPACITY: usize = 1024;
+
+/// One shard: sealed value to the id and token it verified as.
+type CacheShard = Mutex<HashMap<Box<str>, (SessionId, ConsistencyToken)>>;
+
+/// A bounded map from sealed cookie value to what it verified as. Only
+/// values that passed the HMAC (or decryption) check are ever inserted, so a
+/// hit is as good as a check; a forged value always misses and is checked.
+#[derive(Debug)]
+pub(crate) struct VerifiedCache {
+    /// Picks the shard; randomly keyed so that clients cannot aim at one.
+    hasher: std::collections::hash_map::RandomState,
+    /// The shards.
+    shards: [CacheShard; CACHE_SHARDS],
+}
+
+impl Default for VerifiedCache {
+    fn default() -> Self {
+        Self {
+            hasher: Default::default(),
+            shards: std::array::from_fn(|_| Mutex::new(HashMap::new())),
+        }
+    }
+}
+
+impl VerifiedCache {
+    fn shard(&self, value: &str) -> &CacheShard {
+        &self.shards[self.hasher.hash_one(value) as usize % CACHE_SHARDS]
+    }
+
+    fn get(&self, value: &str) -> Option<(SessionId, ConsistencyToken)> {
+        self.shard(value).lock().get(value).copied()
+    }
+
+    fn insert(&self, value: &str, opened: (SessionId, ConsistencyToken)) {
+        let mut shard = self.shard(value).lock();
+        if shard.len() >= CACHE_SHARD_CAPACITY {
+            shard.clear();
+        }
+        shard.insert(value.into(), opened);
+    }
 }
 
 impl std::fmt::Debug for Transport {
@@ -83,7 +140,7 @@ impl Transport {
                 .get_all(name)
                 .iter()
                 .filter_map(|v| v.to_str().ok())
-                .find_map(|v| self.open(Cookie::new(self.name.clone(), v.to_owned())));
+                .find_map(|v| self.open_cached(v));
             if found.is_some() {
                 return (found, Via::Header);
             }
@@ -97,11 +154,21 @@ impl Transport {
             .flat_map(Cookie::split_parse_encoded)
             .filter_map(Result::ok)
             .filter(|c| c.name() == self.name)
-            .find_map(|c| self.open(c.into_owned()));
+            .find_map(|c| self.open_cached(c.value()));
         match found {
             Some(found) => (Some(found), Via::Cookie),
             None => (None, Via::Nothing),
         }
+    }
+
+    /// [`Transport::open`] for a sealed value, remembering values that verify.
+    fn open_cached(&self, value: &str) -> Option<(SessionId, ConsistencyToken)> {
+        if let Some(hit) = self.verified.get(value) {
+            return Some(hit);
+        }
+        let opened = self.open(Cookie::new(self.name.clone(), value.to_owned()))?;
+        self.verified.insert(value, opened);
+        Some(opened)
     }
 
     /// Verifies (or decrypts) and parses one cookie.
@@ -204,6 +271,7 @@ mod tests {
             http_only: true,
             same_site: SameSite::Lax,
             header: Some(HeaderName::from_static("x-session-id")),
+            verified: Default::default(),
         }
     }
 
@@ -249,6 +317,7 @@ mod tests {
         let id = SessionId::generate(None).unwrap();
         let other_key = Transport {
             key: Key::generate(),
+            verified: Default::default(),
             ..t.clone()
         };
         let mut headers = HeaderMap::new();
@@ -315,5 +384,43 @@ mod tests {
         );
         assert_eq!(parse_value(&format!("{id}~x")), None);
         assert_eq!(parse_value("~1"), None);
+    }
+
+    #[test]
+    fn cache_serves_verified_values_and_never_forged_ones() {
+        for private in [false, true] {
+            let t = transport(private);
+            let id = SessionId::generate(None).unwrap();
+            let mut headers = HeaderMap::new();
+            t.write(
+                &mut headers,
+                ClientUpdate::Set {
+                    id,
+                    token: ConsistencyToken(7),
+                    expires_at: 10_000,
+                },
+                Via::Cookie,
+                0,
+            );
+            let request = set_cookie_to_cookie(&headers);
+            // First read verifies and caches, second is served from the cache.
+            for _ in 0..2 {
+                assert_eq!(t.read(&request).0, Some((id, ConsistencyToken(7))));
+            }
+            let value = request[COOKIE].to_str().unwrap().to_owned();
+            let (name, sealed) = value.split_once('=').unwrap();
+            // Change one character of the sealed value at every position.
+            for i in 0..sealed.len() {
+                let mut forged = sealed.as_bytes().to_vec();
+                forged[i] = if forged[i] == b'A' { b'B' } else { b'A' };
+                let forged = String::from_utf8(forged).unwrap();
+                let mut bad = HeaderMap::new();
+                bad.insert(
+                    COOKIE,
+                    HeaderValue::from_str(&format!("{name}={forged}")).unwrap(),
+                );
+                assert_eq!(t.read(&bad).0, None, "forged at {i}");
+            }
+        }
     }
 }

@@ -107,6 +107,7 @@ impl<S: SessionStore> SessionLayer<S> {
                 http_only: true,
                 same_site: SameSite::Lax,
                 header: None,
+                verified: Default::default(),
             },
             clock: Clock::system(),
             idle_timeout: Duration::from_secs(24 * 60 * 60),
@@ -123,6 +124,7 @@ impl<S> SessionLayer<S> {
     /// gives attackers less to go on.
     pub fn with_cookie_name(mut self, name: impl Into<String>) -> Self {
         self.transport.name = name.into();
+        self.transport.verified = Default::default();
         self
     }
 
@@ -174,6 +176,7 @@ impl<S> SessionLayer<S> {
     /// hides the id's mesh tag and the token from the client.
     pub fn with_private(mut self, private: bool) -> Self {
         self.transport.private = private;
+        self.transport.verified = Default::default();
         self
     }
 
