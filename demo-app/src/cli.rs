@@ -125,7 +125,7 @@ pub(crate) struct CommonArgs {
     #[arg(long, env = "RS_IDLE_TIMEOUT", default_value_t = 1800)]
     pub(crate) idle_timeout_secs: u64,
     /// Log filter (tracing `EnvFilter` syntax).
-    #[arg(long, env = "RS_LOG", default_value = "info")]
+    #[arg(long, env = "RS_LOG", default_value = "info,openraft=warn")]
     pub(crate) log: String,
 }
 
