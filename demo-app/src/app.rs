@@ -108,13 +108,22 @@ impl AppState {
     }
 
     async fn view(&self, session: &Session) -> Result<CounterView, SessionError> {
+        let node_mesh = self.node_mesh();
+        let session_mesh = match session.id() {
+            Some(id) => id.mesh().map(|m| m.to_string()),
+            // A new session gets its id when the layer saves it, after this
+            // handler; that id is minted by this node's store, so it will
+            // carry this node's mesh. An empty new session is never saved.
+            None if !session.is_empty().await? => node_mesh.clone(),
+            None => None,
+        };
         Ok(CounterView {
             count: session.get::<u64>(COUNTER_KEY).await?.unwrap_or(0),
             user: session.get::<String>(USER_KEY).await?,
             node: self.node_name.clone(),
             leader: self.leader(),
-            session_mesh: session.id().and_then(|id| id.mesh()).map(|m| m.to_string()),
-            node_mesh: self.node_mesh(),
+            session_mesh,
+            node_mesh,
         })
     }
 }

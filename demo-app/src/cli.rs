@@ -31,9 +31,18 @@ pub(crate) enum Command {
 /// Options for `demo-app cluster`.
 #[derive(Debug, Clone, Args)]
 pub(crate) struct ClusterArgs {
-    /// Number of nodes.
-    #[arg(long, env = "RS_NODES", default_value_t = 3)]
-    pub(crate) nodes: u16,
+    /// Number of nodes in all (default 3). Without `--meshes` they form one
+    /// Raft group with untagged session ids; with `--meshes M` it must equal
+    /// M × `--nodes-per-mesh` (or, alone, be divisible by M).
+    #[arg(long, env = "RS_NODES")]
+    pub(crate) nodes: Option<u16>,
+    /// Split the nodes into this many meshes (Raft groups) named m1..mM;
+    /// session ids then carry their mesh's tag. Without it: one untagged group.
+    #[arg(long, env = "RS_MESHES")]
+    pub(crate) meshes: Option<u16>,
+    /// Nodes in each mesh (default 3). Without `--meshes`, a synonym of `--nodes`.
+    #[arg(long, env = "RS_NODES_PER_MESH")]
+    pub(crate) nodes_per_mesh: Option<u16>,
     /// Application port of node 1; node N listens on this + N - 1.
     #[arg(long, env = "RS_BASE_PORT", default_value_t = 3001)]
     pub(crate) base_port: u16,
@@ -75,6 +84,16 @@ pub(crate) struct NodeArgs {
     /// Initial members as `id=host:port,...` (cluster addresses, this node included).
     #[arg(long, env = "RS_PEERS", value_delimiter = ',')]
     pub(crate) peers: Vec<String>,
+    /// The mesh (Raft group) this node serves: 1-15 characters of `[a-z0-9-]`.
+    /// New session ids carry it; `--peers` then lists this mesh's members only.
+    #[arg(long, env = "RS_MESH")]
+    pub(crate) mesh: Option<String>,
+    /// Every mesh's members' cluster addresses, as text
+    /// (`a=h:p,h:p;b=h:p,...`) or `@file` (one mesh per line: `a h:p h:p`).
+    /// Lets this node serve sessions of other meshes by forwarding to them.
+    /// Needs `--mesh`. All meshes share one cluster secret.
+    #[arg(long, env = "RS_MESH_DIRECTORY")]
+    pub(crate) mesh_directory: Option<String>,
     /// Join a running cluster through this member's cluster address instead.
     #[arg(long, env = "RS_JOIN")]
     pub(crate) join: Option<String>,

@@ -12,8 +12,8 @@ use std::time::Duration;
 
 use anyhow::{bail, Context};
 use axum::Router;
-use session_core::{Key, MemoryStore, SessionLayer, SessionStore};
-use session_raft::{NodeConfig, RaftNode, ReadMode};
+use session_core::{Key, MemoryStore, MeshTag, SessionLayer, SessionStore};
+use session_raft::{MeshDirectory, NodeConfig, RaftNode, ReadMode};
 use tokio::net::TcpListener;
 
 use crate::app::{self, AppState, Backend};
@@ -44,6 +44,15 @@ pub(crate) async fn node(args: NodeArgs) -> anyhow::Result<()> {
     config.data_dir = data_dir;
     config.secret = secret;
     config.insecure = args.insecure;
+    if let Some(mesh) = &args.mesh {
+        let tag = MeshTag::new(mesh.trim()).map_err(|e| {
+            anyhow::anyhow!("--mesh {mesh:?}: {e} (1-15 characters of a-z, 0-9, -)")
+        })?;
+        config = config.with_mesh(tag);
+    }
+    if let Some(text) = &args.mesh_directory {
+        config = config.with_mesh_directory(parse_mesh_directory(text)?);
+    }
     config.read_mode = match args.common.read_mode {
         ReadModeArg::Session => ReadMode::Session,
         ReadModeArg::Linearizable => ReadMode::Linearizable,
@@ -61,7 +70,13 @@ pub(crate) async fn node(args: NodeArgs) -> anyhow::Result<()> {
         metrics: telemetry::init_metrics(),
     });
     let router = app::routes(state).layer(session_layer(store, &args.common)?);
-    tracing::info!(node = args.id, app = %args.listen, cluster = %args.cluster_listen, "serving");
+    tracing::info!(
+        node = args.id,
+        mesh = args.mesh.as_deref().unwrap_or("-"),
+        app = %args.listen,
+        cluster = %args.cluster_listen,
+        "serving"
+    );
     serve(listener, router).await?;
     tracing::info!(node = args.id, "HTTP server drained; stopping Raft node");
     match Arc::try_unwrap(node) {
@@ -150,6 +165,19 @@ pub(crate) async fn shutdown_signal() {
     tracing::info!("shutdown requested");
 }
 
+/// `--mesh-directory`: the text form itself, or `@path` to read it from a file
+/// (the same syntax an operator would put in `RS_MESH_DIRECTORY`).
+fn parse_mesh_directory(text: &str) -> anyhow::Result<MeshDirectory> {
+    let directory = match text.trim().strip_prefix('@') {
+        Some(path) => MeshDirectory::from_file(path)?,
+        None => MeshDirectory::parse(text)?,
+    };
+    if directory.is_empty() {
+        bail!("--mesh-directory lists no mesh");
+    }
+    Ok(directory)
+}
+
 /// Parses `id=host:port` items.
 fn parse_peers(items: &[String]) -> anyhow::Result<BTreeMap<u64, String>> {
     items
@@ -191,5 +219,18 @@ mod tests {
         assert!(parse_peers(&["x=127.0.0.1:1".into()]).is_err());
         assert!(parse_peers(&["1=nohost".into()]).is_err());
         assert!(parse_peers(&["127.0.0.1:7001".into()]).is_err());
+    }
+
+    #[test]
+    fn mesh_directory_from_text_or_file() {
+        let inline = parse_mesh_directory("m1=127.0.0.1:7001;m2=127.0.0.1:7002").unwrap();
+        assert_eq!(inline.len(), 2);
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("meshes");
+        std::fs::write(&path, "m1 127.0.0.1:7001\nm2 127.0.0.1:7002\n").unwrap();
+        let from_file = parse_mesh_directory(&format!("@{}", path.display())).unwrap();
+        assert_eq!(from_file, inline);
+        assert!(parse_mesh_directory("").is_err());
+        assert!(parse_mesh_directory("@/nonexistent/meshes").is_err());
     }
 }
