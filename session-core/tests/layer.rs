@@ -154,8 +154,8 @@ async fn new_ids_carry_the_node_mesh_and_rotated_ids_keep_the_session_mesh() {
     let response = send(&app, "POST", "/login", Some(&cookie)).await;
     assert_eq!(response.status(), StatusCode::OK);
     let rotated = cookie_pair(&response).expect("login sets a new cookie");
-    let new_id = SessionId::parse(&text(send(&app, "GET", "/id", Some(&rotated)).await).await)
-        .unwrap();
+    let new_id =
+        SessionId::parse(&text(send(&app, "GET", "/id", Some(&rotated)).await).await).unwrap();
     assert_ne!(new_id, id);
     assert_eq!(new_id.mesh(), Some(MeshTag::new("a").unwrap()));
 
