@@ -143,6 +143,11 @@ pub(crate) struct CommonArgs {
     /// Idle timeout of a session, in seconds.
     #[arg(long, env = "RS_IDLE_TIMEOUT", default_value_t = 1800)]
     pub(crate) idle_timeout_secs: u64,
+    /// Most sessions the store holds (expired ones count until dropped); a
+    /// request that would create one more gets 503 with Retry-After, while
+    /// existing sessions keep working. Give every member the same value.
+    #[arg(long, env = "RS_MAX_SESSIONS")]
+    pub(crate) max_sessions: Option<u64>,
     /// Log filter (tracing `EnvFilter` syntax).
     #[arg(long, env = "RS_LOG", default_value = "info,openraft=warn")]
     pub(crate) log: String,

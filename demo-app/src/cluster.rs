@@ -206,6 +206,9 @@ fn spawn_node(
         .arg("--insecure-cookies")
         .stdin(Stdio::null())
         .kill_on_drop(true);
+    if let Some(max) = args.common.max_sessions {
+        command.arg("--max-sessions").arg(max.to_string());
+    }
     if let Some((tag, directory)) = mesh {
         command
             .arg("--mesh")

@@ -12,7 +12,7 @@ use std::time::Duration;
 
 use anyhow::{bail, Context};
 use axum::Router;
-use session_core::{Key, MemoryStore, MeshTag, SessionLayer, SessionStore};
+use session_core::{Key, MemoryStore, MemoryStoreConfig, MeshTag, SessionLayer, SessionStore};
 use session_raft::{MeshDirectory, NodeConfig, RaftNode, ReadMode};
 use tokio::net::TcpListener;
 
@@ -42,7 +42,7 @@ pub(crate) async fn node(args: NodeArgs) -> anyhow::Result<()> {
     config.peers = peers;
     config.join = args.join.clone();
     config.data_dir = data_dir;
-    config.secret = secret;
+    config.secret = secret.map(session_raft::ClusterSecret::from);
     config.insecure = args.insecure;
     if let Some(mesh) = &args.mesh {
         let tag = MeshTag::new(mesh.trim()).map_err(|e| {
@@ -53,6 +53,7 @@ pub(crate) async fn node(args: NodeArgs) -> anyhow::Result<()> {
     if let Some(text) = &args.mesh_directory {
         config = config.with_mesh_directory(parse_mesh_directory(text)?);
     }
+    config.max_sessions = args.common.max_sessions;
     config.read_mode = match args.common.read_mode {
         ReadModeArg::Session => ReadMode::Session,
         ReadModeArg::Linearizable => ReadMode::Linearizable,
@@ -91,7 +92,13 @@ pub(crate) async fn standalone(args: StandaloneArgs) -> anyhow::Result<()> {
     let listener = TcpListener::bind(args.listen)
         .await
         .with_context(|| format!("binding {}", args.listen))?;
-    let store: Arc<dyn SessionStore> = Arc::new(MemoryStore::default());
+    let store: Arc<dyn SessionStore> = Arc::new(MemoryStore::new(MemoryStoreConfig {
+        max_sessions: args
+            .common
+            .max_sessions
+            .map(|max| usize::try_from(max).unwrap_or(usize::MAX)),
+        ..MemoryStoreConfig::default()
+    }));
     let state = Arc::new(AppState {
         node_name: "standalone".into(),
         backend: Backend::Memory,

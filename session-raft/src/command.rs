@@ -6,20 +6,36 @@
 //! entry to the same effect without reading a clock.
 
 use std::fmt;
+use std::time::Duration;
 
 use serde::{Deserialize, Serialize};
 use session_core::{ChangeSet, NewSession, SessionId, StoreError, UnixMillis, Version};
+
+/// Retry hint of a create refused because the map is full: the same as
+/// `MemoryStore`'s. Room appears when sessions are deleted or the leader's
+/// expiry timer drops expired ones.
+pub const FULL_RETRY_AFTER: Duration = Duration::from_secs(1);
 
 /// One replicated change to the session map.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub enum Command {
     /// Create a session; fails with [`StoreError::IdExists`] if a live session
     /// has the id. `session.created_at` is the time used for "live".
+    ///
+    /// If the map already holds `max_sessions` records (expired ones not yet
+    /// dropped by an expire-before count too) and the id is not an expired
+    /// record's, the create is refused with [`StoreError::Unavailable`]
+    /// (retry after [`FULL_RETRY_AFTER`]), exactly as `MemoryStore` does.
+    /// The limit travels in the entry, stamped by the proposing node from
+    /// its configuration, so every replica decides the same however its own
+    /// configuration differs.
     Create {
         /// Id of the new session.
         id: SessionId,
         /// Its initial contents.
         session: NewSession,
+        /// Most records the map may hold after this create (`None`: no limit).
+        max_sessions: Option<u64>,
     },
     /// Apply a change set (possibly rotating the id) to a live session.
     Apply {

@@ -32,6 +32,41 @@ pub enum ReadMode {
     Local,
 }
 
+/// The cluster secret: bytes every member presents on every cluster RPC.
+///
+/// A newtype so that nothing holding it (a [`NodeConfig`] printed with `{:?}`,
+/// an error, a log field) can show it: `Debug` prints `ClusterSecret(<redacted>)`.
+/// Dereferences to the bytes.
+#[derive(Clone, PartialEq, Eq)]
+pub struct ClusterSecret(Vec<u8>);
+
+impl ClusterSecret {
+    /// Wraps secret bytes.
+    pub fn new(secret: impl Into<Vec<u8>>) -> Self {
+        Self(secret.into())
+    }
+}
+
+impl From<Vec<u8>> for ClusterSecret {
+    fn from(secret: Vec<u8>) -> Self {
+        Self(secret)
+    }
+}
+
+impl std::ops::Deref for ClusterSecret {
+    type Target = [u8];
+    fn deref(&self) -> &[u8] {
+        &self.0
+    }
+}
+
+impl std::fmt::Debug for ClusterSecret {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        // Not even the length: nothing about the secret belongs in logs.
+        f.write_str("ClusterSecret(<redacted>)")
+    }
+}
+
 /// Configuration of one cluster member. Build with [`NodeConfig::new`] and the
 /// `with_*` setters; every field is public for callers that prefer struct
 /// update syntax.
@@ -58,8 +93,8 @@ pub struct NodeConfig {
     /// (tests, `--ephemeral`): a restart then starts from nothing.
     pub data_dir: Option<PathBuf>,
     /// Shared secret every cluster RPC carries. Required for a multi-node
-    /// cluster unless `insecure` is set.
-    pub secret: Option<Vec<u8>>,
+    /// cluster unless `insecure` is set. Its `Debug` form is redacted.
+    pub secret: Option<ClusterSecret>,
     /// Allow a multi-node cluster without a secret (trusted networks, tests).
     pub insecure: bool,
     /// Read consistency of [`crate::RaftStore::load`].
@@ -92,6 +127,10 @@ pub struct NodeConfig {
     pub max_rpc_bytes: usize,
     /// Largest accepted snapshot body.
     pub max_snapshot_bytes: usize,
+    /// Refuse new sessions once the replicated map holds this many records
+    /// (`None`: no limit), so that a flood of anonymous sessions cannot
+    /// exhaust every member's memory. See [`NodeConfig::with_max_sessions`].
+    pub max_sessions: Option<u64>,
     /// Time source of the expiry timer; tests may use a manual clock.
     pub clock: Clock,
 }
@@ -122,6 +161,7 @@ impl NodeConfig {
             write_timeout: Duration::from_secs(5),
             max_rpc_bytes: 64 << 20,
             max_snapshot_bytes: 1 << 30,
+            max_sessions: None,
             clock: Clock::system(),
         }
     }
@@ -161,7 +201,7 @@ impl NodeConfig {
     /// Every member must have the same one. Keep it out of logs and command
     /// lines; anyone holding it can change membership and write sessions.
     pub fn with_secret(mut self, secret: impl Into<Vec<u8>>) -> Self {
-        self.secret = Some(secret.into());
+        self.secret = Some(ClusterSecret::new(secret));
         self
     }
 
@@ -227,6 +267,27 @@ impl NodeConfig {
     /// Sets the bound on a write.
     pub fn with_write_timeout(mut self, timeout: Duration) -> Self {
         self.write_timeout = timeout;
+        self
+    }
+
+    /// Caps the number of sessions the replicated map holds.
+    ///
+    /// Policy, the same as `MemoryStore`'s `max_sessions`: a create that
+    /// would take the map beyond `max` records is refused with
+    /// `StoreError::Unavailable` (retry after one second), which the session
+    /// layer answers with `503` and `Retry-After`; existing sessions keep
+    /// working. Records count until they are deleted or dropped by the
+    /// leader's expiry timer (expired but not yet dropped ones too), and a
+    /// create that reuses an expired record's id adds nothing, so it is
+    /// allowed.
+    ///
+    /// The limit is decided inside the state machine's apply step: the
+    /// proposing node stamps its `max_sessions` into the create entry, so
+    /// every replica refuses or accepts the same create. Give every member
+    /// the same value; a member with another one only changes what its own
+    /// creates carry.
+    pub fn with_max_sessions(mut self, max: u64) -> Self {
+        self.max_sessions = Some(max);
         self
     }
 

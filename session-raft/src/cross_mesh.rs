@@ -321,7 +321,11 @@ impl Shared {
     }
 
     /// Receiver side of [`Request::MeshWrite`].
-    pub(crate) async fn serve_mesh_write(&self, command: Command, budget_ms: u64) -> Response {
+    pub(crate) async fn serve_mesh_write(&self, mut command: Command, budget_ms: u64) -> Response {
+        // The session count limit is the owning mesh's, not the sender's.
+        if let Command::Create { max_sessions, .. } = &mut command {
+            *max_sessions = self.max_sessions;
+        }
         let Some(id) = command.session_id() else {
             return Response::Refused("only session writes are forwarded between meshes".into());
         };

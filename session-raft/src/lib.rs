@@ -20,7 +20,7 @@ pub use command::{Command, CommandResponse};
 pub use log_store::LogStore;
 pub use state_machine::{SessionReader, StateMachineStore};
 
-pub use config::{NodeConfig, ReadMode};
+pub use config::{ClusterSecret, NodeConfig, ReadMode};
 pub use mesh::{MeshDirectory, MeshDirectoryError};
 pub use node::{AdminError, NoLeader, RaftNode, ShutdownError, StartError};
 pub use status::{ClusterStatus, MemberStatus, Role};

@@ -117,6 +117,9 @@ pub(crate) struct Shared {
     pub(crate) meshes: Option<Arc<MeshDirectory>>,
     /// Round-robin position among a mesh's members (see [`crate::cross_mesh`]).
     pub(crate) next_mesh_member: AtomicUsize,
+    /// Limit stamped into this node's create commands
+    /// ([`crate::NodeConfig::max_sessions`]).
+    pub(crate) max_sessions: Option<u64>,
 }
 
 /// Admin calls wait this long: adding a learner waits for it to catch up.
@@ -434,6 +437,7 @@ impl RaftNode {
             mesh: config.mesh,
             meshes: config.mesh_directory.clone().map(Arc::new),
             next_mesh_member: AtomicUsize::new(0),
+            max_sessions: config.max_sessions,
         });
 
         let server = server::spawn(

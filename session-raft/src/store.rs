@@ -103,7 +103,13 @@ impl SessionStore for RaftStore {
     }
 
     async fn create(&self, id: &SessionId, session: NewSession) -> Result<Committed, StoreError> {
-        let command = Command::Create { id: *id, session };
+        // The limit goes into the entry so that apply decides alike on every
+        // replica (the receiving mesh re-stamps its own, see cross_mesh).
+        let command = Command::Create {
+            id: *id,
+            session,
+            max_sessions: self.shared.max_sessions,
+        };
         match self.shared.route(id) {
             Route::Local => self.shared.write(command).await,
             Route::Mesh(mesh) => self.shared.cross_mesh_write(mesh, command).await,

@@ -98,6 +98,7 @@ fn history(ids: &[SessionId; 4]) -> Vec<Entry> {
             Command::Create {
                 id: a,
                 session: new_session("k", 1, 1_000, 10_000),
+                max_sessions: None,
             },
         ),
         command_entry(
@@ -105,6 +106,7 @@ fn history(ids: &[SessionId; 4]) -> Vec<Entry> {
             Command::Create {
                 id: b,
                 session: new_session("k", 2, 1_000, 2_000),
+                max_sessions: None,
             },
         ),
         command_entry(
@@ -112,6 +114,7 @@ fn history(ids: &[SessionId; 4]) -> Vec<Entry> {
             Command::Create {
                 id: c,
                 session: new_session("k", 3, 1_000, 50_000),
+                max_sessions: None,
             },
         ),
         // Refused: a is live.
@@ -120,6 +123,7 @@ fn history(ids: &[SessionId; 4]) -> Vec<Entry> {
             Command::Create {
                 id: a,
                 session: new_session("k", 9, 1_500, 9_000),
+                max_sessions: None,
             },
         ),
         command_entry(
@@ -217,6 +221,7 @@ async fn rotate_refuses_a_taken_id_and_changes_nothing() {
                 Command::Create {
                     id: a,
                     session: new_session("k", 1, 0, 1_000),
+                    max_sessions: None,
                 },
             ),
             command_entry(
@@ -224,6 +229,7 @@ async fn rotate_refuses_a_taken_id_and_changes_nothing() {
                 Command::Create {
                     id: b,
                     session: new_session("k", 2, 0, 1_000),
+                    max_sessions: None,
                 },
             ),
             command_entry(
@@ -294,6 +300,7 @@ async fn expire_before_drops_exactly_the_expired() {
                 Command::Create {
                     id: *id,
                     session: new_session("k", 0, 0, i as u64 * 10),
+                    max_sessions: None,
                 },
             )
         })
@@ -370,6 +377,7 @@ async fn snapshot_build_install_round_trip() {
             Command::Create {
                 id: ids[0],
                 session: new_session("old", 0, 0, 99_999),
+                max_sessions: None,
             },
         )],
     )
@@ -473,6 +481,7 @@ async fn restart_rebuilds_state_from_snapshot_and_log() {
             Command::Create {
                 id: extra,
                 session: new_session("e", 5, 3_000, 90_000),
+                max_sessions: None,
             },
         );
         log.append([tail.clone()], IOFlushed::noop()).await.unwrap();

@@ -18,7 +18,7 @@ use session_core::{
 };
 use tokio::sync::watch;
 
-use crate::command::{Command, CommandResponse};
+use crate::command::{Command, CommandResponse, FULL_RETRY_AFTER};
 
 /// Number of shards; a power of two so that the shard is a mask of the id.
 const SHARD_COUNT: usize = 64;
@@ -76,7 +76,11 @@ impl SessionMap {
     /// session's data moves into the map without a copy.
     pub(crate) fn apply_command(&self, command: Command, index: u64) -> CommandResponse {
         let result = match command {
-            Command::Create { id, session } => self.create(&id, session, index),
+            Command::Create {
+                id,
+                session,
+                max_sessions,
+            } => self.create(&id, session, max_sessions, index),
             Command::Apply { id, changes, now } => self.change(&id, &changes, now, index),
             Command::Delete { id } => {
                 if self.shard(&id).write().remove(&id).is_some() {
@@ -96,6 +100,7 @@ impl SessionMap {
         &self,
         id: &SessionId,
         session: NewSession,
+        max_sessions: Option<u64>,
         index: u64,
     ) -> Result<Version, StoreError> {
         // The creation time is the proposer's clock and decides whether an old
@@ -107,6 +112,17 @@ impl SessionMap {
             Some(_) => true,
             None => false,
         };
+        // Only this (single) writer changes the count, so the check cannot
+        // race; it depends on the entry and the map alone, hence is the same
+        // on every replica. Reusing an expired record's id adds no record.
+        if let (Some(max), false) = (max_sessions, replaced) {
+            if self.count.load(Ordering::Relaxed) as u64 >= max {
+                return Err(StoreError::unavailable(
+                    FULL_RETRY_AFTER,
+                    format!("session store is full ({max} sessions)"),
+                ));
+            }
+        }
         let record = session.into_record(index)?;
         shard.insert(*id, Arc::new(record));
         if !replaced {
@@ -308,6 +324,7 @@ mod tests {
             Command::Create {
                 id,
                 session: new_session(at, until),
+                max_sessions: None,
             },
             index,
         )
@@ -340,7 +357,8 @@ mod tests {
             map.apply_command(
                 Command::Create {
                     id: id(),
-                    session: oversized
+                    session: oversized,
+                    max_sessions: None,
                 },
                 4
             )
@@ -348,6 +366,51 @@ mod tests {
             Err(StoreError::TooLarge { .. })
         ));
         assert_eq!(map.count.load(Ordering::Relaxed), 1);
+    }
+
+    fn create_bounded(map: &SessionMap, id: SessionId, index: u64, at: u64) -> CommandResponse {
+        map.apply_command(
+            Command::Create {
+                id,
+                session: new_session(at, at + 100),
+                max_sessions: Some(2),
+            },
+            index,
+        )
+    }
+
+    #[test]
+    fn create_beyond_max_sessions_is_refused_until_room_appears() {
+        let map = SessionMap::new();
+        let (a, b, c) = (id(), id(), id());
+        assert_eq!(create_bounded(&map, a, 1, 0).result, Ok(1));
+        assert_eq!(create_bounded(&map, b, 2, 0).result, Ok(2));
+        let refused = create_bounded(&map, c, 3, 0).result;
+        assert!(
+            matches!(&refused, Err(StoreError::Unavailable { retry_after, .. }) if *retry_after == FULL_RETRY_AFTER),
+            "{refused:?}"
+        );
+        assert!(map.shard(&c).read().get(&c).is_none());
+        // Existing sessions keep working while full.
+        let mut changes = ChangeSet::default();
+        changes.set("n".into(), vec![1]);
+        assert_eq!(change(&map, a, changes, 10, 4).result, Ok(4));
+        // A create without a limit (an older entry) is not refused.
+        assert_eq!(create(&map, id(), 5, 0, 100).result, Ok(5));
+        assert_eq!(map.count.load(Ordering::Relaxed), 3);
+        // Room appears after a delete...
+        map.apply_command(Command::Delete { id: b }, 6);
+        assert!(create_bounded(&map, c, 7, 0).result.is_err(), "3 > 2 still");
+        map.apply_command(Command::Delete { id: c }, 8);
+        map.apply_command(Command::Delete { id: a }, 9);
+        assert_eq!(create_bounded(&map, c, 10, 0).result, Ok(10));
+        // ...and after expiry: an expired record still counts until dropped,
+        // but its own id may be reused at once.
+        assert!(create_bounded(&map, id(), 11, 500).result.is_err());
+        assert_eq!(create_bounded(&map, c, 12, 500).result, Ok(12));
+        assert_eq!(map.count.load(Ordering::Relaxed), 2);
+        map.apply_command(Command::ExpireBefore { now: 10_000 }, 13);
+        assert_eq!(create_bounded(&map, b, 14, 10_000).result, Ok(14));
     }
 
     #[test]
