@@ -386,6 +386,71 @@ mod tests {
         assert_eq!(parse_value("~1"), None);
     }
 
+    mod properties {
+        //! The cookie value parser and the seal/open pair, on arbitrary input.
+        use proptest::prelude::*;
+
+        use super::*;
+
+        fn id() -> impl Strategy<Value = SessionId> {
+            (proptest::option::of("[a-z0-9-]{1,15}"), any::<[u8; 16]>()).prop_map(
+                |(mesh, random)| {
+                    use base64::Engine as _;
+                    let random = base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(random);
+                    let text = match mesh {
+                        Some(mesh) => format!("{mesh}.{random}"),
+                        None => random,
+                    };
+                    SessionId::parse(&text).unwrap()
+                },
+            )
+        }
+
+        proptest! {
+            #![proptest_config(ProptestConfig::with_cases(128))]
+
+            #[test]
+            fn parse_value_never_panics_and_round_trips(
+                text in any::<String>(),
+                id in id(),
+                token in any::<u64>(),
+            ) {
+                if let Some((id, token)) = parse_value(&text) {
+                    // Whatever it accepts means the same once formatted.
+                    prop_assert_eq!(parse_value(&format_value(&id, token)), Some((id, token)));
+                }
+                let value = format_value(&id, ConsistencyToken(token));
+                prop_assert_eq!(parse_value(&value), Some((id, ConsistencyToken(token))));
+            }
+
+            #[test]
+            fn sealed_values_open_to_what_was_sealed_and_nothing_else(
+                private in any::<bool>(),
+                id in id(),
+                token in any::<u64>(),
+                junk in proptest::collection::vec(any::<u8>(), 0..120),
+            ) {
+                let t = transport(private);
+                let mut headers = HeaderMap::new();
+                let update = ClientUpdate::Set {
+                    id,
+                    token: ConsistencyToken(token),
+                    expires_at: 10_000,
+                };
+                t.write(&mut headers, update, Via::Cookie, 0);
+                let request = set_cookie_to_cookie(&headers);
+                prop_assert_eq!(t.read(&request), (Some((id, ConsistencyToken(token))), Via::Cookie));
+                // Arbitrary bytes as cookie and header: no panic, no session.
+                let mut bad = HeaderMap::new();
+                if let Ok(value) = HeaderValue::from_bytes(&junk) {
+                    bad.insert(COOKIE, value.clone());
+                    bad.insert("x-session-id", value);
+                }
+                prop_assert_eq!(t.read(&bad), (None, Via::Nothing));
+            }
+        }
+    }
+
     #[test]
     fn cache_serves_verified_values_and_never_forged_ones() {
         for private in [false, true] {

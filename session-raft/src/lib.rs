@@ -11,6 +11,8 @@ pub mod types;
 mod cross_mesh;
 mod network;
 mod node;
+#[cfg(test)]
+mod proptests;
 mod rpc;
 mod server;
 mod status;
