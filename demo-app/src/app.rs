@@ -109,12 +109,16 @@ impl AppState {
 
     async fn view(&self, session: &Session) -> Result<CounterView, SessionError> {
         let node_mesh = self.node_mesh();
+        // Load first: `id()` is `None` until the session is loaded, and a GET
+        // reaches here unloaded (a session of another mesh would otherwise be
+        // shown with this node's mesh).
+        let empty = session.is_empty().await?;
         let session_mesh = match session.id() {
             Some(id) => id.mesh().map(|m| m.to_string()),
             // A new session gets its id when the layer saves it, after this
             // handler; that id is minted by this node's store, so it will
             // carry this node's mesh. An empty new session is never saved.
-            None if !session.is_empty().await? => node_mesh.clone(),
+            None if !empty => node_mesh.clone(),
             None => None,
         };
         Ok(CounterView {

@@ -164,18 +164,26 @@ impl DurableLog {
     }
 
     /// One transaction and one fsync for the whole batch.
+    ///
+    /// Once the batch is durable, adds the sum of its encoded entry sizes to
+    /// the counter `session_raft_log_bytes_appended_total` (one add per batch;
+    /// redb's own page and B-tree overhead is not counted), so that the log
+    /// bytes each write costs a node can be measured (`bench/scaling.sh`).
     pub(super) fn append(&self, entries: &[Entry]) -> io::Result<()> {
         let encoded = entries
             .iter()
             .map(|entry| Ok((entry.log_id.index, encode(entry)?)))
             .collect::<io::Result<Vec<_>>>()?;
+        let appended: usize = encoded.iter().map(|(_, bytes)| bytes.len()).sum();
         self.commit(Durability::Immediate, |txn| {
             let mut table = txn.open_table(ENTRIES).map_err(db_error)?;
             for (index, bytes) in &encoded {
                 table.insert(*index, bytes.as_slice()).map_err(db_error)?;
             }
             Ok(())
-        })
+        })?;
+        metrics::counter!("session_raft_log_bytes_appended_total").increment(appended as u64);
+        Ok(())
     }
 
     /// Removes entries after `keep_until` (all if `None`); fsync'd, so that
