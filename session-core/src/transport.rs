@@ -146,11 +146,14 @@ impl Transport {
             }
         }
         // Several cookies may share the name (one per path or domain): take
-        // the first that verifies.
+        // the first that verifies. Lossy, not `to_str`: another cookie of the
+        // site with non-ASCII (or invalid UTF-8) bytes must not hide ours;
+        // our own values are ASCII, so a replaced byte can only spoil a value
+        // that would not verify anyway. Borrowed, so no copy for ASCII.
         let found = headers
             .get_all(COOKIE)
             .iter()
-            .filter_map(|v| v.to_str().ok())
+            .map(|v| String::from_utf8_lossy(v.as_bytes()))
             .flat_map(Cookie::split_parse_encoded)
             .filter_map(Result::ok)
             .filter(|c| c.name() == self.name)
@@ -348,6 +351,42 @@ mod tests {
             }
             assert_eq!(t.read(&request), (None, Via::Nothing), "accepted {bad:?}");
         }
+    }
+
+    #[test]
+    fn non_ascii_neighbours_do_not_hide_the_session_cookie() {
+        let t = transport(false);
+        let id = SessionId::generate(None).unwrap();
+        let mut headers = HeaderMap::new();
+        let update = ClientUpdate::Set {
+            id,
+            token: ConsistencyToken(3),
+            expires_at: 10_000,
+        };
+        t.write(&mut headers, update, Via::Cookie, 0);
+        let ours = set_cookie_to_cookie(&headers)[COOKIE].as_bytes().to_vec();
+        for neighbour in [&b"name=Jos\xc3\xa9"[..], b"x=\xff\xfe\x80", b"\xe9=1"] {
+            for line in [
+                [neighbour, b"; ", &ours].concat(),
+                [&ours[..], b"; ", neighbour].concat(),
+            ] {
+                let mut request = HeaderMap::new();
+                request.insert(COOKIE, HeaderValue::from_bytes(&line).unwrap());
+                assert_eq!(
+                    t.read(&request),
+                    (Some((id, ConsistencyToken(3))), Via::Cookie),
+                    "{}",
+                    String::from_utf8_lossy(&line)
+                );
+            }
+        }
+        // A session cookie whose own value has such bytes is no session.
+        let mut spoiled = ours.clone();
+        let last = spoiled.len() - 1;
+        spoiled[last] = 0xff;
+        let mut request = HeaderMap::new();
+        request.insert(COOKIE, HeaderValue::from_bytes(&spoiled).unwrap());
+        assert_eq!(t.read(&request), (None, Via::Nothing));
     }
 
     #[test]
