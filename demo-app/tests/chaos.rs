@@ -18,7 +18,12 @@
 //!
 //! Throughput is printed, never asserted. `CHAOS_SECS` (load time, default
 //! 40) and `CHAOS_SESSIONS` (default 200) size it; `bench/chaos.sh` runs it
-//! long. `CHAOS_SUMMARY_FILE` appends the summary and fault log to a file.
+//! long. `CHAOS_SUMMARY_FILE` appends the summary and fault log to a file;
+//! `CHAOS_SEED` fixes the random choices (not the timing); `CHAOS_KEEP`
+//! keeps node logs and data directories (a failed run always does);
+//! `CHAOS_READ_MODE=linearizable|local` runs the nodes in another read mode
+//! (`local` may serve stale reads by design, and this test then fails: a
+//! check that the checks bite).
 
 #[path = "common/chaos_support.rs"]
 mod chaos_support;

@@ -172,7 +172,7 @@ impl ChaosCluster {
         let nodes = (0..n)
             .map(|i| {
                 let id = (i + 1) as u64;
-                let args = vec![
+                let mut args: Vec<String> = vec![
                     "node".into(),
                     "--id".into(),
                     id.to_string(),
@@ -194,6 +194,11 @@ impl ChaosCluster {
                     "--log".into(),
                     "info,openraft=warn".into(),
                 ];
+                // `session` (the default), `linearizable` or `local`: `local`
+                // may serve stale reads, which the load must then catch.
+                if let Ok(mode) = std::env::var("CHAOS_READ_MODE") {
+                    args.extend(["--read-mode".into(), mode]);
+                }
                 ChaosNode {
                     id,
                     port: ports[i],
@@ -414,8 +419,9 @@ impl Drop for ChaosCluster {
         for id in 1..=self.nodes.len() as u64 {
             self.kill(id);
         }
-        // A failed run keeps its logs and data directories for a post-mortem.
-        if std::thread::panicking() {
+        // A failed run keeps its logs and data directories for a post-mortem
+        // (any run does with CHAOS_KEEP set).
+        if std::thread::panicking() || std::env::var_os("CHAOS_KEEP").is_some() {
             self.dir.disable_cleanup(true);
             eprintln!(
                 "chaos: kept {} (node logs, data)",
