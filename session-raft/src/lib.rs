@@ -28,3 +28,15 @@ pub use node::{AdminError, NoLeader, RaftNode, ShutdownError, StartError};
 pub use status::{ClusterStatus, MemberStatus, Role};
 pub use store::RaftStore;
 pub use types::Raft;
+
+/// Decodes a cluster-port request body exactly as a node's server does
+/// (bincode, length-limited, trailing bytes refused) and drops it: the
+/// request's kind, or the error the server would answer `400` with.
+///
+/// Nodes never need this; it is public so that fuzzers (see `fuzz/`) and
+/// hostile-input tests reach the real decoder without a running node.
+pub fn decode_cluster_request(body: &[u8]) -> Result<&'static str, String> {
+    rpc::decode::<rpc::Request>(body)
+        .map(|request| request.kind())
+        .map_err(|e| e.to_string())
+}

@@ -178,6 +178,7 @@ fn framed(payload: &[u8]) -> Vec<u8> {
 }
 
 fn all_rpc_decoders(bytes: &[u8]) {
+    let _ = crate::decode_cluster_request(bytes);
     let _ = rpc::decode::<Request>(bytes);
     let _ = rpc::decode::<Response>(bytes);
     let _ = rpc::decode::<SnapshotTransfer>(bytes);
@@ -195,6 +196,7 @@ proptest! {
     #[test]
     fn write_batches_round_trip(commands in proptest::collection::vec(command(), 0..8)) {
         let bytes = rpc::encode(&Request::Write(commands.clone())).unwrap();
+        prop_assert_eq!(crate::decode_cluster_request(&bytes), Ok("write"));
         match rpc::decode::<Request>(&bytes) {
             Ok(Request::Write(decoded)) => prop_assert_eq!(decoded, commands),
             other => prop_assert!(false, "decoded {other:?}"),
