@@ -452,3 +452,44 @@ async fn ids_of_an_unknown_mesh_find_nothing() {
     }
     meshes.shutdown().await;
 }
+
+/// The session limit is the owning mesh's: mesh `a` holds at most 2, mesh
+/// `b` has no limit. A create forwarded to the other mesh is re-stamped by
+/// the receiver, so neither the sender's limit nor its absence leaks across.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn each_mesh_enforces_its_own_session_limit() {
+    let meshes = Meshes::start(false, |c| {
+        if c.mesh == Some(tag("a")) {
+            c.with_max_sessions(2)
+        } else {
+            c
+        }
+    })
+    .await;
+    create_via(&meshes, 1, 1).await;
+    create_via(&meshes, 2, 2).await;
+    let full = |result: Result<Committed, StoreError>, what: &str| match result {
+        Err(StoreError::Unavailable { reason, .. }) if reason.contains("full") => {}
+        other => panic!("{what}: {other:?}"),
+    };
+    // Mesh a is full, whichever mesh's node proposes the create.
+    let a_id = || SessionId::generate(Some(tag("a"))).unwrap();
+    full(
+        meshes.store(3).create(&a_id(), new_session(3)).await,
+        "through a",
+    );
+    full(
+        meshes.store(4).create(&a_id(), new_session(4)).await,
+        "through b (no limit of its own)",
+    );
+    // Mesh b is not limited by mesh a's nodes' setting.
+    for via in [1, 2, 3] {
+        let id = SessionId::generate(Some(tag("b"))).unwrap();
+        meshes
+            .store(via)
+            .create(&id, new_session(via))
+            .await
+            .unwrap_or_else(|e| panic!("b session through node {via}: {e}"));
+    }
+    meshes.shutdown().await;
+}
