@@ -21,7 +21,8 @@ pub(crate) enum Command {
     /// Start a local cluster: one OS process per node, on loopback.
     Cluster(ClusterArgs),
     /// Run one cluster member.
-    Node(NodeArgs),
+    // Boxed: its many flags would make every `Command` that large.
+    Node(Box<NodeArgs>),
     /// Run one node on the in-memory store (no replication).
     Standalone(StandaloneArgs),
     /// Run the same handlers with no session layer at all (benchmark ceiling).
@@ -110,6 +111,22 @@ pub(crate) struct NodeArgs {
     /// cluster port can then read and write every session.
     #[arg(long, env = "RS_INSECURE")]
     pub(crate) insecure: bool,
+    /// PEM certificate chain of this node's cluster port (this node's
+    /// certificate first). With --tls-key and --tls-ca the cluster port
+    /// speaks TLS only, peers must present certificates of the same CA, and
+    /// every member must be configured so. Default: plain HTTP.
+    #[arg(long, env = "RS_TLS_CERT", requires_all = ["tls_key", "tls_ca"])]
+    pub(crate) tls_cert: Option<PathBuf>,
+    /// PEM private key of --tls-cert.
+    #[arg(long, env = "RS_TLS_KEY", requires_all = ["tls_cert", "tls_ca"])]
+    pub(crate) tls_key: Option<PathBuf>,
+    /// PEM CA bundle that peers' certificates must chain to.
+    #[arg(long, env = "RS_TLS_CA", requires_all = ["tls_cert", "tls_key"])]
+    pub(crate) tls_ca: Option<PathBuf>,
+    /// Name every peer's certificate must carry, instead of the host part of
+    /// its cluster address (for certificates issued to one service name).
+    #[arg(long, env = "RS_TLS_SERVER_NAME", requires = "tls_cert")]
+    pub(crate) tls_server_name: Option<String>,
     /// Shared options.
     #[command(flatten)]
     pub(crate) common: CommonArgs,

@@ -32,7 +32,7 @@ fn main() -> anyhow::Result<()> {
     runtime.block_on(async move {
         match command {
             Command::Cluster(args) => cluster::run(args).await,
-            Command::Node(args) => run::node(args).await,
+            Command::Node(args) => run::node(*args).await,
             Command::Standalone(args) => run::standalone(args).await,
             Command::Ceiling(args) => run::ceiling(args).await,
         }

@@ -13,7 +13,7 @@ use std::time::Duration;
 use anyhow::{bail, Context};
 use axum::Router;
 use session_core::{Key, MemoryStore, MemoryStoreConfig, MeshTag, SessionLayer, SessionStore};
-use session_raft::{MeshDirectory, NodeConfig, RaftNode, ReadMode};
+use session_raft::{ClusterTls, MeshDirectory, NodeConfig, RaftNode, ReadMode};
 use tokio::net::TcpListener;
 
 use crate::app::{self, AppState, Backend};
@@ -44,6 +44,14 @@ pub(crate) async fn node(args: NodeArgs) -> anyhow::Result<()> {
     config.data_dir = data_dir;
     config.secret = secret.map(session_raft::ClusterSecret::from);
     config.insecure = args.insecure;
+    // clap makes the three TLS files come together or not at all.
+    if let (Some(cert), Some(key), Some(ca)) = (&args.tls_cert, &args.tls_key, &args.tls_ca) {
+        let mut tls = ClusterTls::from_pem_files(cert, key, ca);
+        if let Some(name) = &args.tls_server_name {
+            tls = tls.with_server_name(name);
+        }
+        config = config.with_tls(tls);
+    }
     if let Some(mesh) = &args.mesh {
         let tag = MeshTag::new(mesh.trim()).map_err(|e| {
             anyhow::anyhow!("--mesh {mesh:?}: {e} (1-15 characters of a-z, 0-9, -)")

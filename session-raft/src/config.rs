@@ -14,6 +14,7 @@ use std::time::Duration;
 use session_core::{Clock, MeshTag};
 
 use crate::mesh::MeshDirectory;
+use crate::tls::ClusterTls;
 use crate::types::NodeId;
 
 /// How [`crate::RaftStore::load`] makes a read consistent.
@@ -97,6 +98,9 @@ pub struct NodeConfig {
     pub secret: Option<ClusterSecret>,
     /// Allow a multi-node cluster without a secret (trusted networks, tests).
     pub insecure: bool,
+    /// TLS of the cluster port (server and client side, mutual); `None`
+    /// (the default) is plain HTTP. See [`NodeConfig::with_tls`].
+    pub tls: Option<ClusterTls>,
     /// Read consistency of [`crate::RaftStore::load`].
     pub read_mode: ReadMode,
     /// The mesh this Raft group serves; new session ids carry it.
@@ -149,6 +153,7 @@ impl NodeConfig {
             data_dir: None,
             secret: None,
             insecure: false,
+            tls: None,
             read_mode: ReadMode::Session,
             mesh: None,
             mesh_directory: None,
@@ -211,6 +216,15 @@ impl NodeConfig {
     /// every session. Only for trusted networks and tests.
     pub fn with_insecure(mut self, insecure: bool) -> Self {
         self.insecure = insecure;
+        self
+    }
+
+    /// Serves the cluster port over TLS and talks to peers over TLS, with
+    /// mutual certificate checks against `tls`'s CA bundle (see
+    /// [`ClusterTls`]). Every member must have it; the cluster secret is
+    /// still checked on every request.
+    pub fn with_tls(mut self, tls: ClusterTls) -> Self {
+        self.tls = Some(tls);
         self
     }
 

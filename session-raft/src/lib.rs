@@ -17,6 +17,7 @@ mod rpc;
 mod server;
 mod status;
 mod store;
+mod tls;
 
 pub use command::{Command, CommandResponse};
 pub use log_store::LogStore;
@@ -27,6 +28,7 @@ pub use mesh::{MeshDirectory, MeshDirectoryError};
 pub use node::{AdminError, NoLeader, RaftNode, ShutdownError, StartError};
 pub use status::{ClusterStatus, MemberStatus, Role};
 pub use store::RaftStore;
+pub use tls::ClusterTls;
 pub use types::Raft;
 
 /// Decodes a cluster-port request body exactly as a node's server does

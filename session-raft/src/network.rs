@@ -25,7 +25,7 @@ use http::header::{AUTHORIZATION, CONTENT_TYPE};
 use http::{HeaderValue, StatusCode};
 use http_body_util::{BodyExt, Full, Limited};
 use hyper_util::client::legacy::connect::HttpConnector;
-use hyper_util::client::legacy::Client;
+use hyper_util::client::legacy::{Client, ResponseFuture};
 use hyper_util::rt::TokioExecutor;
 use openraft::errors::{
     NetworkError, RPCError, ReplicationClosed, StreamingError, Timeout, Unreachable,
@@ -37,13 +37,33 @@ use crate::rpc::{
     self, Request, Response, SnapshotReply, SnapshotTransfer, TransferLeaderRequest,
     TransferLeaderResponse, CONTENT_TYPE as BINCODE, RPC_PATH, SNAPSHOT_PATH,
 };
+use crate::tls::{self, TlsConnector, TlsSetup};
 use crate::types::{
     AppendEntriesRequest, AppendEntriesResponse, Node, NodeId, Snapshot, SnapshotData,
     SnapshotResponse, TypeConfig, Vote, VoteRequest, VoteResponse,
 };
 
-/// A pooled HTTP/1 client sending `Full<Bytes>` bodies.
-type HttpClient = Client<HttpConnector, Full<Bytes>>;
+/// A pooled HTTP/1 client sending `Full<Bytes>` bodies, plain or over TLS.
+///
+/// An enum rather than one client over an enum of streams: the plain variant
+/// then runs exactly the code it ran before TLS existed, and the only cost of
+/// TLS being possible is this match once per request (not per read or write).
+#[derive(Clone)]
+enum HttpClient {
+    /// Plain HTTP (the default).
+    Plain(Client<HttpConnector, Full<Bytes>>),
+    /// HTTPS with this member's certificate (see [`crate::tls`]).
+    Tls(Client<TlsConnector, Full<Bytes>>),
+}
+
+impl HttpClient {
+    fn request(&self, request: http::Request<Full<Bytes>>) -> ResponseFuture {
+        match self {
+            HttpClient::Plain(client) => client.request(request),
+            HttpClient::Tls(client) => client.request(request),
+        }
+    }
+}
 
 /// Why a call to another member failed.
 #[derive(Debug, Clone, thiserror::Error)]
@@ -73,6 +93,18 @@ pub(crate) enum CallError {
         /// Cause.
         reason: String,
     },
+    /// TLS failed: the handshake (peer not speaking TLS, its certificate not
+    /// trusted or not for its name), the peer refused this member's
+    /// certificate, or a plain request reached a TLS port (the answer is no
+    /// HTTP). The peer did not read the request. A configuration problem,
+    /// which retrying will not fix.
+    #[error("TLS with {addr} failed: {reason}")]
+    Tls {
+        /// Peer address.
+        addr: String,
+        /// Cause.
+        reason: String,
+    },
     /// The peer refused the request (wrong secret, malformed, ...); it did
     /// not act on it.
     #[error("{addr} refused the request with {status}: {reason}")]
@@ -97,7 +129,10 @@ pub(crate) enum CallError {
 impl CallError {
     /// Whether the peer certainly did not act on the request.
     pub(crate) fn not_delivered(&self) -> bool {
-        matches!(self, CallError::Connect { .. } | CallError::Refused { .. })
+        matches!(
+            self,
+            CallError::Connect { .. } | CallError::Refused { .. } | CallError::Tls { .. }
+        )
     }
 }
 
@@ -114,6 +149,8 @@ pub(crate) struct ClusterClient {
     authorization: Option<HeaderValue>,
     /// Largest answer accepted.
     max_answer_bytes: usize,
+    /// `http` or `https`.
+    scheme: &'static str,
 }
 
 /// Which pool a call goes through.
@@ -137,29 +174,46 @@ pub(crate) fn authorization_value(secret: &[u8]) -> String {
     text
 }
 
-fn http_client(connect_timeout: Duration, outbound_ip: Option<IpAddr>) -> HttpClient {
+fn http_client(
+    connect_timeout: Duration,
+    outbound_ip: Option<IpAddr>,
+    tls: Option<&TlsSetup>,
+) -> HttpClient {
     let mut connector = HttpConnector::new();
     connector.set_local_address(outbound_ip);
     // Raft messages are small and latency-bound: no Nagle delay.
     connector.set_nodelay(true);
     // A peer that is down must fail fast so openraft can back off and elect.
     connector.set_connect_timeout(Some(connect_timeout));
-    Client::builder(TokioExecutor::new())
+    let mut builder = Client::builder(TokioExecutor::new());
+    builder
         // Shorter than the server's idle limit, so that the client never reuses
         // a connection the server is closing (a write sent on it would have
         // an unknown outcome).
         .pool_idle_timeout(Duration::from_secs(20))
-        .pool_max_idle_per_host(16)
-        .build(connector)
+        .pool_max_idle_per_host(16);
+    match tls {
+        None => HttpClient::Plain(builder.build(connector)),
+        Some(tls) => {
+            // The URIs say `https`; the TCP part must not refuse them.
+            connector.enforce_http(false);
+            // A peer that accepted the TCP connection is alive: a slow
+            // handshake is more likely load than death, so it gets longer
+            // than the connect; the call's own timeout still bounds both.
+            let handshake_timeout = connect_timeout.max(Duration::from_secs(2));
+            HttpClient::Tls(builder.build(tls.connector(connector, handshake_timeout)))
+        }
+    }
 }
 
 impl ClusterClient {
-    /// Clients presenting `secret` (if any).
+    /// Clients presenting `secret` (if any), over TLS if `tls` is set.
     pub(crate) fn new(
         secret: Option<&[u8]>,
         outbound_ip: Option<IpAddr>,
         connect_timeout: Duration,
         max_answer_bytes: usize,
+        tls: Option<&TlsSetup>,
     ) -> Self {
         let authorization = secret.map(|s| {
             let mut value = HeaderValue::from_str(&authorization_value(s))
@@ -168,11 +222,12 @@ impl ClusterClient {
             value
         });
         Self {
-            replication: http_client(connect_timeout, outbound_ip),
-            heartbeat: http_client(connect_timeout, outbound_ip),
-            snapshot: http_client(connect_timeout, outbound_ip),
+            replication: http_client(connect_timeout, outbound_ip, tls),
+            heartbeat: http_client(connect_timeout, outbound_ip, tls),
+            snapshot: http_client(connect_timeout, outbound_ip, tls),
             authorization,
             max_answer_bytes,
+            scheme: if tls.is_some() { "https" } else { "http" },
         }
     }
 
@@ -190,7 +245,7 @@ impl ClusterClient {
             Pool::Heartbeat => &self.heartbeat,
             Pool::Snapshot => &self.snapshot,
         };
-        let mut request = http::Request::post(format!("http://{addr}{path}"))
+        let mut request = http::Request::post(format!("{}://{addr}{path}", self.scheme))
             .header(CONTENT_TYPE, BINCODE)
             .body(Full::new(Bytes::from(body)))
             .map_err(|e| CallError::Connect {
@@ -202,6 +257,30 @@ impl ClusterClient {
         }
         let exchange = async {
             let response = client.request(request).await.map_err(|e| {
+                // Only looked at once a call failed: no cost on success.
+                if let Some(failure) = tls::tls_failure(&e) {
+                    if e.is_connect() || tls::is_certificate_refusal(failure) {
+                        return CallError::Tls {
+                            addr: addr.to_owned(),
+                            reason: failure.to_string(),
+                        };
+                    }
+                }
+                // A TLS port answers a plain request with a TLS alert, which
+                // is no HTTP: a configuration mismatch, not a passing fault,
+                // and the peer did not read the request.
+                let not_http = std::error::Error::source(&e)
+                    .and_then(|source| source.downcast_ref::<hyper::Error>())
+                    .filter(|hyper| hyper.is_parse());
+                if let Some(parse) = not_http {
+                    return CallError::Tls {
+                        addr: addr.to_owned(),
+                        reason: format!(
+                            "the answer is not HTTP ({parse}): is the peer's cluster port \
+                             TLS and this member's not?"
+                        ),
+                    };
+                }
                 if e.is_connect() {
                     CallError::Connect {
                         addr: addr.to_owned(),

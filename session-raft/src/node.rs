@@ -34,7 +34,7 @@ use crate::command::Command;
 use crate::config::{NodeConfig, ReadMode};
 use crate::log_store::LogStore;
 use crate::mesh::MeshDirectory;
-use crate::network::{authorization_value, ClusterClient, NetworkFactory, Pool};
+use crate::network::{authorization_value, CallError, ClusterClient, NetworkFactory, Pool};
 use crate::rpc::{Request, Response, SnapshotReply, SnapshotTransfer};
 use crate::server::{self, ServerConfig, ServerHandle};
 use crate::state_machine::{SessionReader, StateMachineStore};
@@ -56,6 +56,11 @@ pub enum StartError {
         /// The cause.
         source: std::io::Error,
     },
+    /// The cluster TLS files could not be read or do not fit together
+    /// (unreadable file, no certificate or key in it, key not matching the
+    /// certificate, certificate not issued by the CA bundle, ...).
+    #[error("cluster TLS: {0}")]
+    Tls(String),
     /// The log or state machine could not be opened.
     #[error("cannot open storage in {dir}: {source}")]
     Storage {
@@ -279,6 +284,9 @@ impl Shared {
                         .await
                     {
                         Ok(response) => response,
+                        // A certificate or protocol mismatch does not fix
+                        // itself: say so now instead of retrying for a minute.
+                        Err(e @ CallError::Tls { .. }) => Response::Refused(e.to_string()),
                         Err(e) => Response::Unavailable(e.to_string()),
                     }
                 }
@@ -377,6 +385,14 @@ impl RaftNode {
     pub async fn start(config: NodeConfig) -> Result<RaftNode, StartError> {
         config.validate().map_err(StartError::Config)?;
         let raft_config = Arc::new(config.raft_config().map_err(StartError::Config)?);
+        // Before binding: bad TLS files are a configuration error, and a
+        // port must not be taken by a node that cannot serve it.
+        let tls = config
+            .tls
+            .as_ref()
+            .map(|tls| tls.load())
+            .transpose()
+            .map_err(StartError::Tls)?;
 
         let listener = TcpListener::bind(config.cluster_addr)
             .await
@@ -413,6 +429,7 @@ impl RaftNode {
             config.outbound_ip,
             config.election_timeout_min,
             config.max_snapshot_bytes.max(config.max_rpc_bytes),
+            tls.as_ref(),
         ));
         let network = NetworkFactory::new(config.node_id, client.clone());
         let raft = Raft::new(
@@ -450,6 +467,7 @@ impl RaftNode {
                     .map(|s| authorization_value(s).into_bytes()),
                 max_rpc_bytes: config.max_rpc_bytes,
                 max_snapshot_bytes: config.max_snapshot_bytes,
+                tls: tls.map(|tls| tls.acceptor),
             },
         );
 

@@ -39,7 +39,14 @@ pub(crate) struct ServerConfig {
     pub(crate) max_rpc_bytes: usize,
     /// Body limit of [`SNAPSHOT_PATH`].
     pub(crate) max_snapshot_bytes: usize,
+    /// TLS (see [`crate::tls`]): when set, connections are accepted only
+    /// after a handshake with a client certificate from the cluster's CA.
+    pub(crate) tls: Option<tokio_rustls::TlsAcceptor>,
 }
+
+/// Bound on a peer's TLS handshake, so that a connection that never
+/// completes one does not hold a task for long.
+const TLS_HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(10);
 
 /// Stops the server.
 pub(crate) struct ServerHandle {
@@ -102,32 +109,68 @@ async fn accept_loop(
         let config = config.clone();
         let mut stop = stop.clone();
         connections.spawn(async move {
-            let service = service_fn(move |request| {
-                let node = node.clone();
-                let config = config.clone();
-                async move { Ok::<_, Infallible>(handle(request, peer, &node, &config).await) }
-            });
-            let connection = hyper::server::conn::http1::Builder::new()
-                .timer(TokioTimer::new())
-                // A peer that opens a connection and sends nothing is dropped.
-                .header_read_timeout(Duration::from_secs(30))
-                .serve_connection(TokioIo::new(stream), service);
-            tokio::pin!(connection);
-            tokio::select! {
-                result = connection.as_mut() => {
-                    if let Err(e) = result {
-                        tracing::debug!(%peer, error = %e, "cluster connection ended with an error");
+            let Some(acceptor) = config.tls.clone() else {
+                return serve(TokioIo::new(stream), peer, node, config, stop).await;
+            };
+            // In the connection's task, so that a slow handshake never holds
+            // up the accept loop.
+            let handshake = tokio::time::timeout(TLS_HANDSHAKE_TIMEOUT, acceptor.accept(stream));
+            let stream = tokio::select! {
+                _ = crate::node::stopped(&mut stop) => return,
+                handshake = handshake => match handshake {
+                    Ok(Ok(stream)) => stream,
+                    Ok(Err(e)) => {
+                        // Names the peer and the reason (plain HTTP, unknown
+                        // CA, no client certificate, ...), never key material.
+                        tracing::warn!(%peer, error = %e, "refused cluster connection: TLS handshake failed");
+                        return;
                     }
-                }
-                _ = crate::node::stopped(&mut stop) => {
-                    connection.as_mut().graceful_shutdown();
-                    let _ = connection.await;
-                }
-            }
+                    Err(_) => {
+                        tracing::debug!(%peer, "cluster connection dropped: TLS handshake timed out");
+                        return;
+                    }
+                },
+            };
+            serve(TokioIo::new(stream), peer, node, config, stop).await;
         });
     }
     drop(listener);
     while connections.join_next().await.is_some() {}
+}
+
+/// Serves HTTP/1 on one accepted connection (plain or TLS) until it closes
+/// or the server stops.
+async fn serve<I>(
+    io: I,
+    peer: SocketAddr,
+    node: Arc<Shared>,
+    config: Arc<ServerConfig>,
+    mut stop: watch::Receiver<bool>,
+) where
+    I: hyper::rt::Read + hyper::rt::Write + Unpin + Send + 'static,
+{
+    let service = service_fn(move |request| {
+        let node = node.clone();
+        let config = config.clone();
+        async move { Ok::<_, Infallible>(handle(request, peer, &node, &config).await) }
+    });
+    let connection = hyper::server::conn::http1::Builder::new()
+        .timer(TokioTimer::new())
+        // A peer that opens a connection and sends nothing is dropped.
+        .header_read_timeout(Duration::from_secs(30))
+        .serve_connection(io, service);
+    tokio::pin!(connection);
+    tokio::select! {
+        result = connection.as_mut() => {
+            if let Err(e) = result {
+                tracing::debug!(%peer, error = %e, "cluster connection ended with an error");
+            }
+        }
+        _ = crate::node::stopped(&mut stop) => {
+            connection.as_mut().graceful_shutdown();
+            let _ = connection.await;
+        }
+    }
 }
 
 /// A plain-text refusal.
