@@ -386,6 +386,13 @@ impl NodeConfig {
             // the lost entries as a bug. (Such a member also forgot its vote:
             // ephemeral mode is for tests and demos, not production.)
             allow_log_reversion: Some(self.data_dir.is_none()),
+            // A restarted leader must win an election again. openraft can let
+            // it resume at once, but documents that as unsafe when the state
+            // machine is not flushed on apply and the committed log id is not
+            // fsync'd, which is our case (the map lives in memory, committed
+            // is written without fsync): the resumed leader could serve
+            // linearizable reads from a state machine behind the commit.
+            enable_leader_restore: Some(false),
             ..openraft::Config::default()
         };
         config.validate().map_err(|e| e.to_string())

@@ -129,6 +129,28 @@ impl ChaosNode {
         text[start..].to_owned()
     }
 
+    /// Up to 12 lines of the whole log that name a panic or an error (a
+    /// panic's message is the line after "panicked at"), first ones first.
+    pub fn first_failures(&self) -> String {
+        let text = std::fs::read_to_string(&self.log).unwrap_or_default();
+        let lines: Vec<&str> = text.lines().collect();
+        let mut picked = Vec::new();
+        for (i, line) in lines.iter().enumerate() {
+            if picked.len() >= 12 {
+                break;
+            }
+            if line.contains("panicked at") {
+                picked.push(line.to_string());
+                if let Some(next) = lines.get(i + 1) {
+                    picked.push(next.to_string());
+                }
+            } else if line.contains("ERROR") || line.starts_with("Error:") {
+                picked.push(line.to_string());
+            }
+        }
+        picked.join("\n")
+    }
+
     fn signal(&self, signal: &str) {
         let pid = self.child.as_ref().expect("node runs").id();
         let status = Command::new("kill")
@@ -404,11 +426,21 @@ impl ChaosCluster {
             .is_some_and(|s| s["role"] == "Leader")
     }
 
-    /// Every node's log tail, for failure messages.
+    /// Every node's log tail, for failure messages, preceded by the first
+    /// lines of each whole log that tell why a node failed (a panic with the
+    /// line after it, startup errors), which the tail alone often cuts off.
     pub fn logs(&self) -> String {
         self.nodes
             .iter()
-            .map(|n| format!("--- node {} log ---\n{}", n.id, n.log_tail()))
+            .map(|n| {
+                format!(
+                    "--- node {} first failures ---\n{}\n--- node {} log tail ---\n{}",
+                    n.id,
+                    n.first_failures(),
+                    n.id,
+                    n.log_tail()
+                )
+            })
             .collect::<Vec<_>>()
             .join("\n")
     }

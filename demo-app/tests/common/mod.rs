@@ -17,15 +17,44 @@ pub const BIN: &str = env!("CARGO_BIN_EXE_demo-app");
 /// Generous bound for anything cluster-wide on a loaded 2-core machine.
 pub const PATIENCE: Duration = Duration::from_secs(30);
 
-/// Ports that were free a moment ago (bound to :0 then released).
+/// First and one-past-last port [`free_ports`] hands out: below Linux's
+/// ephemeral range (32768-60999 by default), so neither a `bind(:0)` (the
+/// fault proxies, nginx, in-process servers) nor the local end of an outgoing
+/// connection (readiness polls, load clients) can take a node's port in the
+/// gap between choosing it here and the node process binding it. With ports
+/// from `bind(:0)` that gap once let a fault proxy take a node's application
+/// port, and the node failed to start ("binding 127.0.0.1:N").
+const PORT_RANGE: (u16, u16) = (20_000, 32_000);
+
+/// Next candidate port; starts at a per-process offset so that test binaries
+/// run one after another do not all start from the same ports.
+static NEXT_PORT: std::sync::atomic::AtomicU32 = std::sync::atomic::AtomicU32::new(0);
+
+/// `n` distinct ports that are free now, outside the ephemeral range (see
+/// [`PORT_RANGE`]); each is checked by binding it and released for the
+/// process that will listen on it.
 pub fn free_ports(n: usize) -> Vec<u16> {
-    let listeners: Vec<TcpListener> = (0..n)
-        .map(|_| TcpListener::bind("127.0.0.1:0").expect("bind 127.0.0.1:0"))
-        .collect();
-    listeners
-        .iter()
-        .map(|l| l.local_addr().unwrap().port())
-        .collect()
+    use std::sync::atomic::Ordering;
+    let (first, end) = (u32::from(PORT_RANGE.0), u32::from(PORT_RANGE.1));
+    let span = end - first;
+    let _ = NEXT_PORT.compare_exchange(
+        0,
+        1 + (std::process::id().wrapping_mul(7919) % span),
+        Ordering::Relaxed,
+        Ordering::Relaxed,
+    );
+    let mut ports = Vec::with_capacity(n);
+    for _ in 0..span {
+        if ports.len() == n {
+            break;
+        }
+        let port = (first + NEXT_PORT.fetch_add(1, Ordering::Relaxed) % span) as u16;
+        if TcpListener::bind(("127.0.0.1", port)).is_ok() {
+            ports.push(port);
+        }
+    }
+    assert_eq!(ports.len(), n, "no {n} free ports in {PORT_RANGE:?}");
+    ports
 }
 
 /// One `demo-app node` process.
@@ -249,4 +278,105 @@ pub fn write_hex(path: &Path, len: usize) {
         .expect("read /dev/urandom");
     let text: String = bytes.iter().map(|b| format!("{b:02x}")).collect();
     std::fs::write(path, text).expect("write key file");
+}
+
+/// Several meshes of `demo-app node` processes (`--mesh m1..mM`), all with
+/// one cluster secret, cookie key and mesh directory. Node ids run 1..M×K in
+/// mesh order (mesh m1 = nodes 1..K), as `demo-app cluster --meshes` lays
+/// them out, so [`ProcessCluster::node`] works by id.
+pub struct MeshCluster {
+    /// Every node of every mesh; `cluster.nodes[i]` is node id i + 1.
+    pub cluster: ProcessCluster,
+    /// Nodes per mesh.
+    pub per_mesh: usize,
+    /// Number of meshes.
+    pub meshes: usize,
+}
+
+impl MeshCluster {
+    /// Starts `meshes` meshes of `per_mesh` nodes (durable data directories)
+    /// and waits until every node is ready (knows its mesh's leader).
+    pub async fn start(meshes: usize, per_mesh: usize) -> Self {
+        let n = meshes * per_mesh;
+        let dir = tempfile::tempdir().expect("tempdir");
+        let ports = free_ports(2 * n);
+        write_hex(&dir.path().join("cluster.secret"), 32);
+        write_hex(&dir.path().join("cookie.key"), 64);
+        let mesh_of = |i: usize| format!("m{}", i / per_mesh + 1);
+        let directory: Vec<String> = (0..meshes)
+            .map(|m| {
+                let addrs: Vec<String> = (m * per_mesh..(m + 1) * per_mesh)
+                    .map(|i| format!("127.0.0.1:{}", ports[n + i]))
+                    .collect();
+                format!("m{}={}", m + 1, addrs.join(","))
+            })
+            .collect();
+        let nodes = (0..n)
+            .map(|i| {
+                let id = (i + 1) as u64;
+                let first = i / per_mesh * per_mesh;
+                // --peers: this node's own mesh only.
+                let peers: Vec<String> = (first..first + per_mesh)
+                    .map(|j| format!("{}=127.0.0.1:{}", j + 1, ports[n + j]))
+                    .collect();
+                let data = dir.path().join(format!("node-{id}"));
+                let args = vec![
+                    "node".into(),
+                    "--id".into(),
+                    id.to_string(),
+                    "--mesh".into(),
+                    mesh_of(i),
+                    "--mesh-directory".into(),
+                    directory.join(";"),
+                    "--listen".into(),
+                    format!("127.0.0.1:{}", ports[i]),
+                    "--cluster-listen".into(),
+                    format!("127.0.0.1:{}", ports[n + i]),
+                    "--peers".into(),
+                    peers.join(","),
+                    "--data-dir".into(),
+                    data.display().to_string(),
+                    "--secret-file".into(),
+                    dir.path().join("cluster.secret").display().to_string(),
+                    "--cookie-key-file".into(),
+                    dir.path().join("cookie.key").display().to_string(),
+                    "--insecure-cookies".into(),
+                    "--log".into(),
+                    "info".into(),
+                ];
+                let mut node = NodeProcess {
+                    id,
+                    port: ports[i],
+                    cluster_port: ports[n + i],
+                    child: None,
+                    args,
+                    log: dir.path().join(format!("node-{id}.log")),
+                };
+                node.spawn();
+                node
+            })
+            .collect();
+        let cluster = ProcessCluster { nodes, dir };
+        for node in &cluster.nodes {
+            cluster.wait_ready(node).await;
+        }
+        Self {
+            cluster,
+            per_mesh,
+            meshes,
+        }
+    }
+
+    /// The mesh tag of node `id`.
+    pub fn mesh_of(&self, id: u64) -> String {
+        format!("m{}", (id as usize - 1) / self.per_mesh + 1)
+    }
+
+    /// The nodes of mesh `tag`.
+    pub fn nodes_of<'a>(&'a self, tag: &'a str) -> impl Iterator<Item = &'a NodeProcess> + 'a {
+        self.cluster
+            .nodes
+            .iter()
+            .filter(move |n| self.mesh_of(n.id) == tag)
+    }
 }
