@@ -35,7 +35,7 @@ use openraft::{RaftNetworkFactory, RaftNetworkV2};
 
 use crate::rpc::{
     self, Request, Response, SnapshotReply, SnapshotTransfer, TransferLeaderRequest,
-    TransferLeaderResponse, CONTENT_TYPE as BINCODE, RPC_PATH, SNAPSHOT_PATH,
+    TransferLeaderResponse, CONTENT_TYPE as BINCODE, RPC_PATH, SNAPSHOT_PATH, TARGET_HEADER,
 };
 use crate::tls::{self, TlsConnector, TlsSetup};
 use crate::types::{
@@ -235,6 +235,7 @@ impl ClusterClient {
     async fn post(
         &self,
         pool: Pool,
+        target: Option<NodeId>,
         addr: &str,
         path: &str,
         body: Vec<u8>,
@@ -254,6 +255,11 @@ impl ClusterClient {
             })?;
         if let Some(auth) = &self.authorization {
             request.headers_mut().insert(AUTHORIZATION, auth.clone());
+        }
+        if let Some(target) = target {
+            request
+                .headers_mut()
+                .insert(TARGET_HEADER, http::HeaderValue::from(target));
         }
         let exchange = async {
             let response = client.request(request).await.map_err(|e| {
@@ -320,10 +326,24 @@ impl ClusterClient {
         }
     }
 
-    /// Sends one [`Request`] and decodes the [`Response`].
+    /// Sends one [`Request`] to whoever serves `addr` and decodes the
+    /// [`Response`].
     pub(crate) async fn call(
         &self,
         pool: Pool,
+        addr: &str,
+        request: &Request,
+        timeout: Duration,
+    ) -> Result<Response, CallError> {
+        self.call_node(pool, None, addr, request, timeout).await
+    }
+
+    /// Like [`Self::call`], naming the member meant (`target`): a server
+    /// that is another member refuses the call (see [`TARGET_HEADER`]).
+    pub(crate) async fn call_node(
+        &self,
+        pool: Pool,
+        target: Option<NodeId>,
         addr: &str,
         request: &Request,
         timeout: Duration,
@@ -332,7 +352,9 @@ impl ClusterClient {
             addr: addr.to_owned(),
             reason: e.to_string(),
         })?;
-        let answer = self.post(pool, addr, RPC_PATH, body, timeout).await?;
+        let answer = self
+            .post(pool, target, addr, RPC_PATH, body, timeout)
+            .await?;
         rpc::decode(&answer).map_err(|e| CallError::BadAnswer {
             addr: addr.to_owned(),
             reason: e.to_string(),
@@ -342,6 +364,7 @@ impl ClusterClient {
     /// Sends a full snapshot and decodes the reply.
     async fn send_snapshot(
         &self,
+        target: NodeId,
         addr: &str,
         transfer: &SnapshotTransfer,
         timeout: Duration,
@@ -351,7 +374,14 @@ impl ClusterClient {
             reason: e.to_string(),
         })?;
         let answer = self
-            .post(Pool::Snapshot, addr, SNAPSHOT_PATH, body, timeout)
+            .post(
+                Pool::Snapshot,
+                Some(target),
+                addr,
+                SNAPSHOT_PATH,
+                body,
+                timeout,
+            )
             .await?;
         rpc::decode(&answer).map_err(|e| CallError::BadAnswer {
             addr: addr.to_owned(),
@@ -426,7 +456,7 @@ impl PeerNetwork {
         let timeout = option.soft_ttl();
         match self
             .client
-            .call(self.pool, &self.addr, &request, timeout)
+            .call_node(self.pool, Some(self.target), &self.addr, &request, timeout)
             .await
         {
             Ok(Response::Unavailable(reason)) => Err(RPCError::Unreachable(
@@ -516,7 +546,9 @@ impl RaftNetworkV2<TypeConfig> for PeerNetwork {
             data: snapshot.snapshot.to_vec(),
         };
         let timeout = option.soft_ttl();
-        let send = self.client.send_snapshot(&self.addr, &transfer, timeout);
+        let send = self
+            .client
+            .send_snapshot(self.target, &self.addr, &transfer, timeout);
         let reply = tokio::select! {
             closed = cancel => return Err(StreamingError::Closed(closed)),
             reply = send => reply,

@@ -461,6 +461,7 @@ impl RaftNode {
             listener,
             shared.clone(),
             ServerConfig {
+                node_id: config.node_id,
                 expected_authorization: config
                     .secret
                     .as_deref()

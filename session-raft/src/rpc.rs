@@ -27,6 +27,15 @@ use session_core::Committed;
 pub(crate) const RPC_PATH: &str = "/raft/rpc";
 /// Path of full-snapshot installs.
 pub(crate) const SNAPSHOT_PATH: &str = "/raft/snapshot";
+/// Header naming the member a call is meant for (its node id, decimal).
+/// A member that is not that node refuses the call with `421 Misdirected
+/// Request`: a peer address that leads to the wrong member (a typo in
+/// `--peers`, a port reused by another member) then shows as a clear error
+/// on both sides instead of Raft messages reaching a node they were not
+/// meant for (a leader fed its own heartbeats stops with a panic inside
+/// openraft). Calls that do not know the node (a cross-mesh forward to an
+/// address from the mesh directory) leave it out.
+pub(crate) const TARGET_HEADER: &str = "x-raft-sessions-to";
 /// Content type of every body.
 pub(crate) const CONTENT_TYPE: &str = "application/x-raft-sessions-bincode";
 

@@ -29,10 +29,12 @@ use tokio::sync::watch;
 use tokio::task::JoinSet;
 
 use crate::node::Shared;
-use crate::rpc::{self, Request, SnapshotTransfer, RPC_PATH, SNAPSHOT_PATH};
+use crate::rpc::{self, Request, SnapshotTransfer, RPC_PATH, SNAPSHOT_PATH, TARGET_HEADER};
 
 /// What the server needs besides the node.
 pub(crate) struct ServerConfig {
+    /// This member's id: calls naming another member are refused.
+    pub(crate) node_id: crate::types::NodeId,
     /// The exact `authorization` header value expected, or `None` (insecure).
     pub(crate) expected_authorization: Option<Vec<u8>>,
     /// Body limit of [`RPC_PATH`].
@@ -238,6 +240,33 @@ async fn handle(
         };
         tracing::warn!(%peer, path = request.uri().path(), "refused cluster request: {reason} cluster secret");
         return refuse(StatusCode::UNAUTHORIZED, "cluster secret missing or wrong");
+    }
+    if let Some(value) = request.headers().get(TARGET_HEADER) {
+        let meant = value.to_str().ok().and_then(|v| v.parse::<u64>().ok());
+        match meant {
+            Some(meant) if meant == config.node_id => {}
+            Some(meant) => {
+                tracing::warn!(
+                    %peer,
+                    meant,
+                    this = config.node_id,
+                    "refused a cluster call meant for another member: its peer address leads here"
+                );
+                return refuse(
+                    StatusCode::MISDIRECTED_REQUEST,
+                    format!(
+                        "this is node {}, not node {meant}: check the peer address",
+                        config.node_id
+                    ),
+                );
+            }
+            None => {
+                return refuse(
+                    StatusCode::BAD_REQUEST,
+                    format!("{TARGET_HEADER} is not a node id"),
+                )
+            }
+        }
     }
     let path = request.uri().path().to_owned();
     let body = match Limited::new(request.into_body(), limit).collect().await {

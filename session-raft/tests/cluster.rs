@@ -391,10 +391,24 @@ async fn cut_off_node_cannot_commit_and_serves_no_stale_reads() {
 }
 
 async fn post(addr: &str, path: &str, auth: Option<&str>, body: Vec<u8>) -> (u16, String) {
+    post_to(addr, path, auth, None, body).await
+}
+
+/// [`post`] with an optional `x-raft-sessions-to` (the member meant).
+async fn post_to(
+    addr: &str,
+    path: &str,
+    auth: Option<&str>,
+    to: Option<&str>,
+    body: Vec<u8>,
+) -> (u16, String) {
     let client: Client<_, Full<Bytes>> = Client::builder(TokioExecutor::new()).build_http();
     let mut request = http::Request::post(format!("http://{addr}{path}"));
     if let Some(auth) = auth {
         request = request.header("authorization", auth);
+    }
+    if let Some(to) = to {
+        request = request.header("x-raft-sessions-to", to);
     }
     let response = client
         .request(request.body(Full::new(Bytes::from(body))).unwrap())
@@ -443,6 +457,23 @@ async fn cluster_rpc_requires_the_secret_and_refuses_garbage() {
     assert_eq!(status, 400);
     let (status, _) = post(&addr, "/nope", Some(&good), vec![]).await;
     assert_eq!(status, 404);
+    // A call meant for another member (a peer address that leads to the
+    // wrong node) is refused before its body is read, naming both nodes.
+    let other = (leader % 3 + 1).to_string();
+    for path in ["/raft/rpc", "/raft/snapshot"] {
+        let (status, body) = post_to(&addr, path, Some(&good), Some(&other), vec![6]).await;
+        assert_eq!(status, 421, "{body}");
+        assert!(
+            body.contains(&format!("this is node {leader}, not node {other}")),
+            "{body}"
+        );
+    }
+    let (status, _) = post_to(&addr, "/raft/rpc", Some(&good), Some("two"), vec![6]).await;
+    assert_eq!(status, 400, "a target that is no node id");
+    // Naming the right member changes nothing: the garbage is still a 400.
+    let own = leader.to_string();
+    let (status, _) = post_to(&addr, "/raft/rpc", Some(&good), Some(&own), vec![0xff; 8]).await;
+    assert_eq!(status, 400);
     // Oversized bodies are refused.
     let (status, _) = post(&addr, "/raft/rpc", Some(&good), vec![0; 65 << 20]).await;
     assert_eq!(status, 413);
@@ -732,4 +763,60 @@ async fn store_contract_through_a_follower() {
     );
     assert_eq!(store.mesh_tag(), None);
     cluster.shutdown().await;
+}
+
+/// A peer list that sends node 2's traffic to node 1 itself (a typo, or a
+/// port reused by another member): node 1 refuses the calls meant for node 2
+/// with a clear error instead of feeding its own Raft messages to itself, and
+/// nodes 1 and 3 (a majority of three) elect a leader and commit writes.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_peer_address_leading_to_the_wrong_member_is_refused_not_fatal() {
+    let probe = |id| std::net::TcpListener::bind((node_ip(id), 0)).unwrap();
+    let (one, three) = (probe(1), probe(3));
+    let addr1 = one.local_addr().unwrap();
+    let addr3 = three.local_addr().unwrap();
+    drop((one, three));
+    let peers: std::collections::BTreeMap<u64, String> = [
+        (1, addr1.to_string()),
+        (2, addr1.to_string()),
+        (3, addr3.to_string()),
+    ]
+    .into();
+    let config = |id: u64, addr| {
+        test_timing(
+            NodeConfig::new(id, addr)
+                .with_outbound_ip(node_ip(id))
+                .with_peers(peers.clone())
+                .with_secret(SECRET),
+        )
+    };
+    let node1 = RaftNode::start(config(1, addr1)).await.expect("node 1");
+    let node3 = RaftNode::start(config(3, addr3)).await.expect("node 3");
+    let leader = node1
+        .wait_for_leader(LEADER_WAIT)
+        .await
+        .expect("nodes 1 and 3 elect a leader");
+    let leader_node = if leader == 1 { &node1 } else { &node3 };
+    let id = new_id();
+    let committed = leader_node
+        .store()
+        .create(&id, new_session(1))
+        .await
+        .expect("a majority commits");
+    // Heartbeats and replication to "node 2" keep reaching node 1 for a
+    // while; both nodes must stay alive and serve.
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    for node in [&node1, &node3] {
+        let status = node.status();
+        assert_eq!(status.leader_id, Some(leader), "{status:?}");
+        let record = node
+            .store()
+            .load(&id, committed.token, now())
+            .await
+            .expect("served")
+            .expect("present");
+        assert_eq!(record.version, committed.version);
+    }
+    node1.shutdown().await.expect("node 1 stops cleanly");
+    node3.shutdown().await.expect("node 3 stops cleanly");
 }
