@@ -70,6 +70,17 @@ const CACHE_SHARD_CAPACITY: usize = 1024;
 /// One shard: sealed value to the id and token it verified as.
 type CacheShard = Mutex<HashMap<Box<str>, (SessionId, ConsistencyToken)>>;
 
+/// How a cached value was sent: as is (a header, or a decoded cookie value)
+/// or still percent-encoded as it came in the `Cookie` header. Kept apart so
+/// that a form is only ever accepted where it was seen to verify.
+#[derive(Debug, Clone, Copy)]
+enum Form {
+    /// The sealed value itself.
+    Plain,
+    /// A cookie value as sent, before percent-decoding.
+    Encoded,
+}
+
 /// A bounded map from sealed cookie value to what it verified as. Only
 /// values that passed the HMAC (or decryption) check are ever inserted, so a
 /// hit is as good as a check; a forged value always misses and is checked.
@@ -77,35 +88,57 @@ type CacheShard = Mutex<HashMap<Box<str>, (SessionId, ConsistencyToken)>>;
 pub(crate) struct VerifiedCache {
     /// Picks the shard; randomly keyed so that clients cannot aim at one.
     hasher: std::collections::hash_map::RandomState,
-    /// The shards.
-    shards: [CacheShard; CACHE_SHARDS],
+    /// The shards of plain values.
+    plain: [CacheShard; CACHE_SHARDS],
+    /// The shards of cookie values as sent (see [`Form::Encoded`]).
+    encoded: [CacheShard; CACHE_SHARDS],
 }
 
 impl Default for VerifiedCache {
     fn default() -> Self {
         Self {
             hasher: Default::default(),
-            shards: std::array::from_fn(|_| Mutex::new(HashMap::new())),
+            plain: std::array::from_fn(|_| Mutex::new(HashMap::new())),
+            encoded: std::array::from_fn(|_| Mutex::new(HashMap::new())),
         }
     }
 }
 
 impl VerifiedCache {
-    fn shard(&self, value: &str) -> &CacheShard {
-        &self.shards[self.hasher.hash_one(value) as usize % CACHE_SHARDS]
+    fn shard(&self, form: Form, value: &str) -> &CacheShard {
+        let shards = match form {
+            Form::Plain => &self.plain,
+            Form::Encoded => &self.encoded,
+        };
+        &shards[self.hasher.hash_one(value) as usize % CACHE_SHARDS]
     }
 
-    fn get(&self, value: &str) -> Option<(SessionId, ConsistencyToken)> {
-        self.shard(value).lock().get(value).copied()
+    fn get(&self, form: Form, value: &str) -> Option<(SessionId, ConsistencyToken)> {
+        self.shard(form, value).lock().get(value).copied()
     }
 
-    fn insert(&self, value: &str, opened: (SessionId, ConsistencyToken)) {
-        let mut shard = self.shard(value).lock();
+    fn insert(&self, form: Form, value: &str, opened: (SessionId, ConsistencyToken)) {
+        let mut shard = self.shard(form, value).lock();
         if shard.len() >= CACHE_SHARD_CAPACITY {
             shard.clear();
         }
         shard.insert(value.into(), opened);
     }
+}
+
+/// The values of the cookies named `name` in one `Cookie` header value, in
+/// order and as sent (trimmed, still percent-encoded).
+///
+/// Hand-rolled rather than `Cookie::split_parse_encoded`, which decodes and
+/// allocates every cookie of the site on every request (a quarter of what a
+/// session read cost the layer); here only our own cookie's bytes are looked
+/// at further. Works on bytes, so another cookie with non-UTF-8 bytes cannot
+/// hide ours. Names are compared as sent: the layer sets its name unencoded.
+fn cookie_values<'a>(header: &'a [u8], name: &'a str) -> impl Iterator<Item = &'a [u8]> + 'a {
+    header.split(|b| *b == b';').filter_map(move |pair| {
+        let eq = pair.iter().position(|b| *b == b'=')?;
+        (pair[..eq].trim_ascii() == name.as_bytes()).then(|| pair[eq + 1..].trim_ascii())
+    })
 }
 
 impl std::fmt::Debug for Transport {
@@ -146,18 +179,13 @@ impl Transport {
             }
         }
         // Several cookies may share the name (one per path or domain): take
-        // the first that verifies. Lossy, not `to_str`: another cookie of the
-        // site with non-ASCII (or invalid UTF-8) bytes must not hide ours;
-        // our own values are ASCII, so a replaced byte can only spoil a value
-        // that would not verify anyway. Borrowed, so no copy for ASCII.
+        // the first that verifies.
         let found = headers
             .get_all(COOKIE)
             .iter()
-            .map(|v| String::from_utf8_lossy(v.as_bytes()))
-            .flat_map(Cookie::split_parse_encoded)
-            .filter_map(Result::ok)
-            .filter(|c| c.name() == self.name)
-            .find_map(|c| self.open_cached(c.value()));
+            .flat_map(|v| cookie_values(v.as_bytes(), &self.name))
+            .filter_map(|v| std::str::from_utf8(v).ok())
+            .find_map(|v| self.open_cookie_cached(v));
         match found {
             Some(found) => (Some(found), Via::Cookie),
             None => (None, Via::Nothing),
@@ -166,11 +194,24 @@ impl Transport {
 
     /// [`Transport::open`] for a sealed value, remembering values that verify.
     fn open_cached(&self, value: &str) -> Option<(SessionId, ConsistencyToken)> {
-        if let Some(hit) = self.verified.get(value) {
+        if let Some(hit) = self.verified.get(Form::Plain, value) {
             return Some(hit);
         }
         let opened = self.open(Cookie::new(self.name.clone(), value.to_owned()))?;
-        self.verified.insert(value, opened);
+        self.verified.insert(Form::Plain, value, opened);
+        Some(opened)
+    }
+
+    /// [`Transport::open`] for a cookie value as sent: a hit skips the
+    /// percent-decoding as well as the HMAC; a miss decodes it the way the
+    /// `cookie` crate encoded it.
+    fn open_cookie_cached(&self, sent: &str) -> Option<(SessionId, ConsistencyToken)> {
+        if let Some(hit) = self.verified.get(Form::Encoded, sent) {
+            return Some(hit);
+        }
+        let decoded = Cookie::parse_encoded(format!("{}={sent}", self.name)).ok()?;
+        let opened = self.open(Cookie::new(self.name.clone(), decoded.value().to_owned()))?;
+        self.verified.insert(Form::Encoded, sent, opened);
         Some(opened)
     }
 
@@ -488,6 +529,44 @@ mod tests {
                 prop_assert_eq!(t.read(&bad), (None, Via::Nothing));
             }
         }
+    }
+
+    #[test]
+    fn cookie_values_finds_every_value_of_the_name_as_sent() {
+        let header = b"a=1; sid=x%3Dy ;sid = second;nosep; sidx=no; \xff\xfe=\xff; sid=";
+        let found: Vec<&[u8]> = cookie_values(header, "sid").collect();
+        assert_eq!(found, [&b"x%3Dy"[..], b"second", b""]);
+        assert_eq!(cookie_values(b"", "sid").count(), 0);
+        assert_eq!(cookie_values(b"sid", "sid").count(), 0, "no '=': no cookie");
+    }
+
+    #[test]
+    fn a_cookie_value_as_sent_is_not_accepted_as_a_header_value() {
+        let t = transport(false);
+        let id = SessionId::generate(None).unwrap();
+        let mut headers = HeaderMap::new();
+        t.write(
+            &mut headers,
+            ClientUpdate::Set {
+                id,
+                token: ConsistencyToken(3),
+                expires_at: 10_000,
+            },
+            Via::Cookie,
+            0,
+        );
+        let request = set_cookie_to_cookie(&headers);
+        assert_eq!(t.read(&request).0, Some((id, ConsistencyToken(3))));
+        // The encoded form now sits in the cache; sent in the header (where
+        // values are taken as is) it must still be checked, and fail.
+        let sent = request[COOKIE].to_str().unwrap().split_once('=').unwrap().1;
+        assert!(
+            sent.contains('%'),
+            "the signed value is percent-encoded: {sent}"
+        );
+        let mut header_request = HeaderMap::new();
+        header_request.insert("x-session-id", HeaderValue::from_str(sent).unwrap());
+        assert_eq!(t.read(&header_request), (None, Via::Nothing));
     }
 
     #[test]

@@ -46,8 +46,10 @@ const DEFAULT_SIZE_LIMIT: u32 = 64 * 1024;
 pub struct SessionLayer<S> {
     /// The store, type-erased so that [`Session`](crate::Session) is not generic.
     store: Arc<dyn SessionStore>,
-    /// Cookie and header settings.
-    transport: Transport,
+    /// Cookie and header settings, shared with every service the layer
+    /// makes: axum may call [`Layer::layer`] per request (a router's layer is
+    /// applied to its routes lazily), so that call must not copy them.
+    transport: Arc<Transport>,
     /// Time source for expiry.
     clock: Clock,
     /// Idle timeout.
@@ -97,7 +99,7 @@ impl<S: SessionStore> SessionLayer<S> {
     pub fn new(store: S, key: Key) -> Self {
         Self {
             store: Arc::new(store),
-            transport: Transport {
+            transport: Arc::new(Transport {
                 key,
                 private: false,
                 name: DEFAULT_COOKIE_NAME.to_owned(),
@@ -108,7 +110,7 @@ impl<S: SessionStore> SessionLayer<S> {
                 same_site: SameSite::Lax,
                 header: None,
                 verified: Default::default(),
-            },
+            }),
             clock: Clock::system(),
             idle_timeout: Duration::from_secs(24 * 60 * 60),
             absolute_lifetime: None,
@@ -123,14 +125,14 @@ impl<S> SessionLayer<S> {
     /// Cookie name (default `sid`). A name that does not reveal the framework
     /// gives attackers less to go on.
     pub fn with_cookie_name(mut self, name: impl Into<String>) -> Self {
-        self.transport.name = name.into();
-        self.transport.verified = Default::default();
+        Arc::make_mut(&mut self.transport).name = name.into();
+        Arc::make_mut(&mut self.transport).verified = Default::default();
         self
     }
 
     /// Cookie `Path` (default `/`).
     pub fn with_path(mut self, path: impl Into<String>) -> Self {
-        self.transport.path = path.into();
+        Arc::make_mut(&mut self.transport).path = path.into();
         self
     }
 
@@ -140,7 +142,7 @@ impl<S> SessionLayer<S> {
     /// leave it unset unless subdomains must share the session and all of
     /// them are trusted.
     pub fn with_domain(mut self, domain: impl Into<String>) -> Self {
-        self.transport.domain = Some(domain.into());
+        Arc::make_mut(&mut self.transport).domain = Some(domain.into());
         self
     }
 
@@ -149,7 +151,7 @@ impl<S> SessionLayer<S> {
     /// **Security:** turn off only for plain-HTTP development on localhost;
     /// without it the session id crosses the network in clear text.
     pub fn with_secure(mut self, secure: bool) -> Self {
-        self.transport.secure = secure;
+        Arc::make_mut(&mut self.transport).secure = secure;
         self
     }
 
@@ -157,7 +159,7 @@ impl<S> SessionLayer<S> {
     ///
     /// **Security:** turning it off lets any injected script steal sessions.
     pub fn with_http_only(mut self, http_only: bool) -> Self {
-        self.transport.http_only = http_only;
+        Arc::make_mut(&mut self.transport).http_only = http_only;
         self
     }
 
@@ -167,7 +169,7 @@ impl<S> SessionLayer<S> {
     /// exposure) and browsers require `Secure` with it; `Strict` is safest
     /// but drops the session on links from other sites.
     pub fn with_same_site(mut self, same_site: SameSite) -> Self {
-        self.transport.same_site = same_site;
+        Arc::make_mut(&mut self.transport).same_site = same_site;
         self
     }
 
@@ -175,8 +177,8 @@ impl<S> SessionLayer<S> {
     /// (default: signed). Signing already stops forgery; encryption also
     /// hides the id's mesh tag and the token from the client.
     pub fn with_private(mut self, private: bool) -> Self {
-        self.transport.private = private;
-        self.transport.verified = Default::default();
+        Arc::make_mut(&mut self.transport).private = private;
+        Arc::make_mut(&mut self.transport).verified = Default::default();
         self
     }
 
@@ -188,7 +190,7 @@ impl<S> SessionLayer<S> {
     /// **Security:** a header is not protected by `HttpOnly` or `SameSite`;
     /// clients must keep the value as secret as a password.
     pub fn with_header(mut self, name: HeaderName) -> Self {
-        self.transport.header = Some(name);
+        Arc::make_mut(&mut self.transport).header = Some(name);
         self
     }
 
@@ -248,6 +250,6 @@ impl<S, Svc> Layer<Svc> for SessionLayer<S> {
             ),
             size_limit: self.size_limit,
         };
-        SessionManager::new(inner, Arc::new(context), Arc::new(self.transport.clone()))
+        SessionManager::new(inner, Arc::new(context), Arc::clone(&self.transport))
     }
 }
