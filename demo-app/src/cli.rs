@@ -27,6 +27,9 @@ pub(crate) enum Command {
     Standalone(StandaloneArgs),
     /// Run the same handlers with no session layer at all (benchmark ceiling).
     Ceiling(StandaloneArgs),
+    /// Show the status of a running cluster or change its membership,
+    /// through any member's cluster port.
+    Admin(AdminArgs),
 }
 
 /// Options for `demo-app cluster`.
@@ -111,6 +114,18 @@ pub(crate) struct NodeArgs {
     /// cluster port can then read and write every session.
     #[arg(long, env = "RS_INSECURE")]
     pub(crate) insecure: bool,
+    /// Cluster-port TLS.
+    #[command(flatten)]
+    pub(crate) tls: TlsArgs,
+    /// Shared options.
+    #[command(flatten)]
+    pub(crate) common: CommonArgs,
+}
+
+/// TLS of the cluster port, for `demo-app node` and `demo-app admin` (an
+/// admin client presents the certificate as members do to each other).
+#[derive(Debug, Clone, Args)]
+pub(crate) struct TlsArgs {
     /// PEM certificate chain of this node's cluster port (this node's
     /// certificate first). With --tls-key and --tls-ca the cluster port
     /// speaks TLS only, peers must present certificates of the same CA, and
@@ -127,9 +142,69 @@ pub(crate) struct NodeArgs {
     /// its cluster address (for certificates issued to one service name).
     #[arg(long, env = "RS_TLS_SERVER_NAME", requires = "tls_cert")]
     pub(crate) tls_server_name: Option<String>,
-    /// Shared options.
+}
+
+/// Options for `demo-app admin`. Secret and TLS flags (and their variables)
+/// are the same as a member's, so an operator can reuse a member's
+/// environment; those only an admin has are `RS_ADMIN_*`.
+#[derive(Debug, Clone, Args)]
+pub(crate) struct AdminArgs {
+    /// Cluster address of any running member; requests are redirected to
+    /// the leader, whose cluster address must be reachable from here too.
+    #[arg(long, env = "RS_ADMIN_VIA")]
+    pub(crate) via: String,
+    /// File holding the cluster secret (as for `demo-app node`). Without
+    /// it no secret is sent, which only an --insecure cluster accepts.
+    #[arg(long, env = "RS_SECRET_FILE")]
+    pub(crate) secret_file: Option<PathBuf>,
+    /// Give up after this many seconds (adding a learner to a long log
+    /// waits for it to come close to the leader's).
+    #[arg(
+        long = "timeout",
+        value_name = "SECONDS",
+        env = "RS_ADMIN_TIMEOUT",
+        default_value_t = 60
+    )]
+    pub(crate) timeout_secs: u64,
+    /// Cluster-port TLS.
     #[command(flatten)]
-    pub(crate) common: CommonArgs,
+    pub(crate) tls: TlsArgs,
+    /// What to do.
+    #[command(subcommand)]
+    pub(crate) action: AdminAction,
+}
+
+/// `demo-app admin` actions.
+#[derive(Debug, Clone, Subcommand)]
+pub(crate) enum AdminAction {
+    /// Print the members, their roles, the leader and each member's lag.
+    Status {
+        /// Print the leader's status as JSON (as `/cluster/status` does).
+        #[arg(long, env = "RS_ADMIN_JSON")]
+        json: bool,
+    },
+    /// Add a running node (started with an empty data dir, waiting to be
+    /// contacted) as a learner; see its lag with `status` before promoting.
+    AddLearner {
+        /// The new member's id.
+        #[arg(long, env = "RS_ADMIN_ID")]
+        id: u64,
+        /// Its cluster address, as the members will reach it.
+        #[arg(long, env = "RS_ADMIN_ADDR")]
+        addr: String,
+    },
+    /// Make a learner a voter.
+    Promote {
+        /// The learner's id.
+        #[arg(long, env = "RS_ADMIN_ID")]
+        id: u64,
+    },
+    /// Remove a member (voter or learner) from the cluster.
+    Remove {
+        /// The member's id.
+        #[arg(long, env = "RS_ADMIN_ID")]
+        id: u64,
+    },
 }
 
 /// Options for `demo-app standalone` and `demo-app ceiling`.

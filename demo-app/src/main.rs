@@ -1,8 +1,9 @@
 //! `demo-app`: an axum app whose sessions are replicated by Raft, and a CLI to
 //! run one member (`node`), a whole local cluster (`cluster`, the default), a
 //! single in-memory node (`standalone`) or the no-session benchmark ceiling
-//! (`ceiling`).
+//! (`ceiling`), and to administer a running cluster (`admin`).
 
+mod admin;
 mod app;
 mod cli;
 mod cluster;
@@ -24,17 +25,31 @@ fn main() -> anyhow::Result<()> {
         Command::Cluster(a) => a.common.log.clone(),
         Command::Node(a) => a.common.log.clone(),
         Command::Standalone(a) | Command::Ceiling(a) => a.common.log.clone(),
+        // A one-shot client: its outcome is what it prints, not a log.
+        Command::Admin(_) => "warn".into(),
     };
     telemetry::init_logging(&log);
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()?;
-    runtime.block_on(async move {
+    let admin = matches!(command, Command::Admin(_));
+    let result = runtime.block_on(async move {
         match command {
             Command::Cluster(args) => cluster::run(args).await,
             Command::Node(args) => run::node(*args).await,
             Command::Standalone(args) => run::standalone(args).await,
             Command::Ceiling(args) => run::ceiling(args).await,
+            Command::Admin(args) => admin::run(args).await,
         }
-    })
+    });
+    match result {
+        // An operator reads one line with the reason, not `anyhow`'s debug
+        // form (which adds a backtrace when RUST_BACKTRACE is set).
+        Err(e) if admin => {
+            drop(runtime);
+            eprintln!("error: {e:#}");
+            std::process::exit(1);
+        }
+        other => other,
+    }
 }

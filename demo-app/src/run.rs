@@ -17,7 +17,7 @@ use session_raft::{ClusterTls, MeshDirectory, NodeConfig, RaftNode, ReadMode};
 use tokio::net::TcpListener;
 
 use crate::app::{self, AppState, Backend};
-use crate::cli::{CommonArgs, NodeArgs, ReadModeArg, StandaloneArgs};
+use crate::cli::{CommonArgs, NodeArgs, ReadModeArg, StandaloneArgs, TlsArgs};
 use crate::keys;
 use crate::telemetry;
 
@@ -44,12 +44,7 @@ pub(crate) async fn node(args: NodeArgs) -> anyhow::Result<()> {
     config.data_dir = data_dir;
     config.secret = secret.map(session_raft::ClusterSecret::from);
     config.insecure = args.insecure;
-    // clap makes the three TLS files come together or not at all.
-    if let (Some(cert), Some(key), Some(ca)) = (&args.tls_cert, &args.tls_key, &args.tls_ca) {
-        let mut tls = ClusterTls::from_pem_files(cert, key, ca);
-        if let Some(name) = &args.tls_server_name {
-            tls = tls.with_server_name(name);
-        }
+    if let Some(tls) = cluster_tls(&args.tls) {
         config = config.with_tls(tls);
     }
     if let Some(mesh) = &args.mesh {
@@ -93,6 +88,19 @@ pub(crate) async fn node(args: NodeArgs) -> anyhow::Result<()> {
         Err(_) => tracing::warn!("Raft node still referenced at exit; not handing over"),
     }
     Ok(())
+}
+
+/// The cluster TLS settings the flags describe, if any.
+pub(crate) fn cluster_tls(args: &TlsArgs) -> Option<ClusterTls> {
+    // clap makes the three TLS files come together or not at all.
+    let (Some(cert), Some(key), Some(ca)) = (&args.tls_cert, &args.tls_key, &args.tls_ca) else {
+        return None;
+    };
+    let tls = ClusterTls::from_pem_files(cert, key, ca);
+    Some(match &args.tls_server_name {
+        Some(name) => tls.with_server_name(name),
+        None => tls,
+    })
 }
 
 /// `demo-app standalone`.

@@ -379,5 +379,6 @@ fn kind(response: &Response) -> &'static str {
         Response::Refused(_) => "refused",
         Response::MeshLoad(_) => "mesh-load",
         Response::MeshWrite(_) => "mesh-write",
+        Response::Status(_) => "status",
     }
 }

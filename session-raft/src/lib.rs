@@ -1,5 +1,6 @@
 //! Raft-replicated session store (work in progress).
 
+pub mod admin;
 pub mod command;
 mod config;
 pub mod log_store;

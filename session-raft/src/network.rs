@@ -164,6 +164,20 @@ pub(crate) enum Pool {
     Snapshot,
 }
 
+/// An error and its causes: hyper's own text for a failed connect is only
+/// "client error (Connect)", while the cause says "connection refused" or
+/// "timed out", which is what someone reading the message needs.
+fn with_sources(error: &dyn std::error::Error) -> String {
+    let mut text = error.to_string();
+    let mut source = error.source();
+    while let Some(cause) = source {
+        text.push_str(": ");
+        text.push_str(&cause.to_string());
+        source = cause.source();
+    }
+    text
+}
+
 /// Builds the `authorization` header value a secret is presented as.
 pub(crate) fn authorization_value(secret: &[u8]) -> String {
     let mut text = String::with_capacity(7 + secret.len() * 2);
@@ -290,7 +304,7 @@ impl ClusterClient {
                 if e.is_connect() {
                     CallError::Connect {
                         addr: addr.to_owned(),
-                        reason: e.to_string(),
+                        reason: with_sources(&e),
                     }
                 } else {
                     CallError::Transport {

@@ -20,7 +20,7 @@ use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::sync::atomic::AtomicUsize;
 use std::sync::Arc;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use openraft::async_runtime::WatchReceiver;
 use openraft::errors::{ClientWriteError, InitializeError, RaftError};
@@ -30,11 +30,12 @@ use tokio::net::TcpListener;
 use tokio::sync::watch;
 use tokio::task::JoinHandle;
 
+use crate::admin::{self, FirstContact};
 use crate::command::Command;
 use crate::config::{NodeConfig, ReadMode};
 use crate::log_store::LogStore;
 use crate::mesh::MeshDirectory;
-use crate::network::{authorization_value, CallError, ClusterClient, NetworkFactory, Pool};
+use crate::network::{authorization_value, ClusterClient, NetworkFactory};
 use crate::rpc::{Request, Response, SnapshotReply, SnapshotTransfer};
 use crate::server::{self, ServerConfig, ServerHandle};
 use crate::state_machine::{SessionReader, StateMachineStore};
@@ -82,15 +83,34 @@ pub enum StartError {
     },
 }
 
-/// Why a membership change failed.
+/// Why an admin request (a membership change, or a status asked through
+/// [`crate::admin::call`]) failed.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum AdminError {
     /// No leader could be reached in time; retrying later may work.
-    #[error("membership change not done in time: {0}")]
+    #[error("not done in time: {0}")]
     Unavailable(String),
-    /// The leader refused the change (unknown node, change in progress, ...).
-    #[error("membership change refused: {0}")]
+    /// The leader refused the change (a node that is not a member, a change
+    /// in progress, ...), or a member refused the request itself.
+    #[error("refused: {0}")]
     Refused(String),
+    /// The member at this address refused the cluster secret: it is missing
+    /// or not the cluster's. Nothing about the secret itself is said.
+    #[error("{0} refused the cluster secret (missing or wrong)")]
+    SecretRefused(String),
+    /// The first member asked could not be connected to
+    /// ([`crate::admin::call`] only; a joining node keeps trying).
+    #[error("cannot reach {addr}: {reason}")]
+    Unreachable {
+        /// Its address.
+        addr: String,
+        /// Why.
+        reason: String,
+    },
+    /// TLS failed: unusable TLS files, a TLS handshake refused either way,
+    /// or a plain member talking to a TLS one.
+    #[error("{0}")]
+    Tls(String),
 }
 
 /// Why waiting for a leader failed.
@@ -166,7 +186,8 @@ impl Shared {
             }
             admin @ (Request::AddLearner { .. }
             | Request::Promote { .. }
-            | Request::Remove { .. }) => self.admin_here(admin).await,
+            | Request::Remove { .. }
+            | Request::Status) => self.admin_here(&admin).await,
         }
     }
 
@@ -204,20 +225,53 @@ impl Shared {
         }
     }
 
+    /// This member's view of the cluster.
+    pub(crate) fn status(&self) -> ClusterStatus {
+        let metrics = self.raft.metrics();
+        let metrics = metrics.borrow_watched();
+        ClusterStatus::from_metrics(&metrics, self.mesh, self.reader.session_count())
+    }
+
     /// Runs an admin request if this node is the leader; otherwise says who is.
-    async fn admin_here(&self, request: Request) -> Response {
+    pub(crate) async fn admin_here(&self, request: &Request) -> Response {
+        if let Request::Status = request {
+            // Only the leader knows every member's lag, so send the caller
+            // there. With no leader (or no address for it) known, this
+            // member's own view is the answer: during an outage it is what
+            // an operator needs to see.
+            return match self.leader() {
+                Some((leader, Some(addr))) if leader != self.node_id => Response::NotLeader {
+                    leader: Some(leader),
+                    addr: Some(addr),
+                },
+                _ => Response::Status(Box::new(self.status())),
+            };
+        }
+        if let Request::Promote { id } | Request::Remove { id } = request {
+            // openraft removes a node that is not a member without a word,
+            // and names a promotion of one as a missing learner: say plainly
+            // that the id is unknown. Only the leader's view counts (a
+            // follower may not have applied a change yet); elsewhere the
+            // request is redirected below as usual.
+            if self.raft.is_leader() && !self.is_member(*id) {
+                return Response::Refused(format!("node {id} is not a member of the cluster"));
+            }
+        }
         let result = match request {
             Request::AddLearner { id, addr } => {
+                let (id, addr) = (*id, addr.clone());
                 tracing::info!(node = id, %addr, "adding learner");
                 self.raft.add_learner(id, BasicNode { addr }, true).await
             }
             Request::Promote { id } => {
+                let id = *id;
                 tracing::info!(node = id, "promoting learner to voter");
                 self.raft
                     .change_membership(ChangeMembers::AddVoterIds(BTreeSet::from([id])), true)
                     .await
             }
             Request::Remove { id } => {
+                let id = *id;
                 tracing::info!(node = id, "removing member");
                 let is_voter = self.raft.voter_ids().any(|v| v == id);
                 let change = if is_voter {
@@ -251,73 +305,30 @@ impl Shared {
         }
     }
 
-    /// Runs an admin request on the leader, following redirects, starting at
-    /// `first` (or at the leader this node knows of).
-    async fn admin(&self, request: Request, first: Option<String>) -> Result<(), AdminError> {
-        let deadline = Instant::now() + ADMIN_TIMEOUT;
-        // A joining node knows no leader: it keeps asking the member it was
-        // given until redirected.
-        let fallback = first.clone();
-        let mut target = first;
-        let mut last_problem = String::from("no leader known");
-        while Instant::now() < deadline {
-            let addr = match target.take() {
-                Some(addr) => Some(addr),
-                None => match (self.leader(), &fallback) {
-                    (Some((id, _)), _) if id == self.node_id => None,
-                    (Some((_, Some(addr))), _) => Some(addr),
-                    (_, Some(fallback)) => Some(fallback.clone()),
-                    (_, None) => {
-                        self.wait_leader_change(None, deadline, Duration::from_millis(200))
-                            .await;
-                        continue;
-                    }
-                },
-            };
-            let response = match addr {
-                None => self.admin_here(clone_admin(&request)).await,
-                Some(addr) => {
-                    let remaining = deadline.saturating_duration_since(Instant::now());
-                    match self
-                        .client
-                        .call(Pool::Replication, &addr, &request, remaining)
-                        .await
-                    {
-                        Ok(response) => response,
-                        // A certificate or protocol mismatch does not fix
-                        // itself: say so now instead of retrying for a minute.
-                        Err(e @ CallError::Tls { .. }) => Response::Refused(e.to_string()),
-                        Err(e) => Response::Unavailable(e.to_string()),
-                    }
-                }
-            };
-            match response {
-                Response::Done => return Ok(()),
-                Response::Refused(reason) => return Err(AdminError::Refused(reason)),
-                Response::NotLeader { addr, leader } => {
-                    last_problem = format!("redirected to leader {leader:?}");
-                    target = addr;
-                }
-                Response::Unavailable(reason) => last_problem = reason,
-                other => last_problem = format!("unexpected answer {other:?}"),
-            }
-            tokio::time::sleep(Duration::from_millis(100)).await;
-        }
-        Err(AdminError::Unavailable(last_problem))
+    /// Whether `id` is in this member's latest membership (voter or learner).
+    fn is_member(&self, id: NodeId) -> bool {
+        let metrics = self.raft.metrics();
+        let metrics = metrics.borrow_watched();
+        metrics
+            .membership_config
+            .membership()
+            .get_node(&id)
+            .is_some()
     }
-}
 
-/// Admin requests are small and plain; cloning keeps `Request` free of `Clone`
-/// (which Raft payloads do not all have cheaply).
-fn clone_admin(request: &Request) -> Request {
-    match request {
-        Request::AddLearner { id, addr } => Request::AddLearner {
-            id: *id,
-            addr: addr.clone(),
-        },
-        Request::Promote { id } => Request::Promote { id: *id },
-        Request::Remove { id } => Request::Remove { id: *id },
-        _ => Request::ReadIndex,
+    /// Runs an admin request on the leader, following redirects, starting at
+    /// `first` (or at the leader this node knows of); see [`admin::run`].
+    async fn admin(&self, request: Request, first: Option<String>) -> Result<(), AdminError> {
+        admin::run(
+            &self.client,
+            Some(self),
+            &request,
+            first,
+            ADMIN_TIMEOUT,
+            FirstContact::Retry,
+        )
+        .await
+        .map(drop)
     }
 }
 
@@ -582,13 +593,7 @@ impl RaftNode {
 
     /// This member's view of the cluster.
     pub fn status(&self) -> ClusterStatus {
-        let metrics = self.shared.raft.metrics();
-        let metrics = metrics.borrow_watched();
-        ClusterStatus::from_metrics(
-            &metrics,
-            self.shared.mesh,
-            self.shared.reader.session_count(),
-        )
+        self.shared.status()
     }
 
     /// The mesh this member serves, if the deployment uses meshes.

@@ -17,6 +17,7 @@ use serde::{Deserialize, Serialize};
 use session_core::{ConsistencyToken, SessionId, SessionRecord, StoreError, UnixMillis};
 
 use crate::command::Command;
+use crate::status::ClusterStatus;
 use crate::types::{
     AppendEntriesRequest, AppendEntriesResponse, NodeId, SnapshotMeta, SnapshotResponse, Vote,
     VoteRequest, VoteResponse,
@@ -116,6 +117,10 @@ pub(crate) enum Request {
         /// How long the caller will wait, in milliseconds.
         budget_ms: u64,
     },
+    /// Admin: the cluster's status, for operator tools
+    /// ([`crate::admin::call`]); answered by the leader, which alone knows
+    /// every member's lag. Last, to keep the older wire indexes.
+    Status,
 }
 
 impl Request {
@@ -134,6 +139,7 @@ impl Request {
             Request::Remove { .. } => "remove",
             Request::MeshLoad { .. } => "mesh-load",
             Request::MeshWrite { .. } => "mesh-write",
+            Request::Status => "status",
         }
     }
 }
@@ -187,6 +193,9 @@ pub(crate) enum Response {
     /// error may leave the outcome unknown (`Unavailable`), exactly as a
     /// local write's would.
     MeshWrite(Result<Committed, StoreError>),
+    /// To [`Request::Status`]: the answering member's view (the leader's,
+    /// unless no leader is known).
+    Status(Box<ClusterStatus>),
 }
 
 /// A full snapshot as sent to a follower.

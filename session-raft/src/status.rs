@@ -2,13 +2,13 @@
 //! pages and `/cluster` JSON endpoints. Built from openraft's metrics, which
 //! the node keeps current; taking it is cheap and never waits on Raft.
 
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 use session_core::MeshTag;
 
 use crate::types::{NodeId, RaftMetrics};
 
 /// What a member is doing in Raft.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 pub enum Role {
     /// Accepts writes and replicates them.
     Leader,
@@ -35,7 +35,7 @@ impl From<openraft::ServerState> for Role {
 }
 
 /// One member as this node sees it.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct MemberStatus {
     /// Member id.
     pub id: NodeId,
@@ -50,7 +50,7 @@ pub struct MemberStatus {
 }
 
 /// A member's view of the cluster.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct ClusterStatus {
     /// This member's id.
     pub node_id: NodeId,

@@ -5,7 +5,8 @@
 //! cluster distrusts it); a certificate not valid for the peer's name is
 //! refused unless a fixed server name is configured; plain HTTP and TLS do not
 //! talk to each other, and the node stays up; bad PEM files are a
-//! `StartError::Tls`.
+//! `StartError::Tls`; an operator's `admin::call` presents a certificate of
+//! the CA, and fails with the reason without one or with a wrong secret.
 
 use std::path::Path;
 use std::sync::Arc;
@@ -20,7 +21,8 @@ use rcgen::{
     KeyUsagePurpose,
 };
 use session_core::{NewSession, SessionData, SessionId, SessionStore};
-use session_raft::{ClusterTls, NodeConfig, RaftNode, StartError};
+use session_raft::admin::{self, AdminReply, AdminRequest};
+use session_raft::{AdminError, ClusterSecret, ClusterTls, NodeConfig, RaftNode, StartError};
 
 const SECRET: &[u8] = b"tls-test-cluster-secret";
 const WAIT: Duration = Duration::from_secs(10);
@@ -440,4 +442,57 @@ async fn bad_pem_files_are_a_start_error() {
             Ok(_) => panic!("started with bad TLS files ({expected})"),
         }
     }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn admin_calls_over_tls_present_a_certificate_and_the_secret() {
+    let dir = tempfile::tempdir().unwrap();
+    let ca = Ca::new("cluster CA");
+    let node = RaftNode::start(config(
+        1,
+        Some(tls_files(
+            dir.path(),
+            "node1",
+            ca.issue(&["127.0.0.1"]),
+            &ca.cert_pem,
+        )),
+    ))
+    .await
+    .unwrap();
+    node.wait_for_leader(WAIT).await.unwrap();
+    let via = node.cluster_addr().to_string();
+    let operator = tls_files(
+        dir.path(),
+        "operator",
+        ca.issue(&["127.0.0.1"]),
+        &ca.cert_pem,
+    );
+    let secret = ClusterSecret::new(SECRET);
+    let call = |secret, tls, request| admin::call(&via, secret, tls, request, FAIL_BOUND);
+
+    match call(Some(&secret), Some(&operator), AdminRequest::Status).await {
+        Ok(AdminReply::Status(status)) => {
+            assert_eq!(status.leader_id, Some(1), "{status:?}");
+            assert_eq!(status.members.len(), 1, "{status:?}");
+        }
+        other => panic!("status over TLS: {other:?}"),
+    }
+    // Each failure is immediate and says what it is.
+    let plain = call(Some(&secret), None, AdminRequest::Status).await;
+    assert!(matches!(plain, Err(AdminError::Tls(_))), "{plain:?}");
+    let wrong = ClusterSecret::new(b"not-the-cluster-secret".to_vec());
+    let refused = call(Some(&wrong), Some(&operator), AdminRequest::Status).await;
+    assert_eq!(refused, Err(AdminError::SecretRefused(via.clone())));
+    let unknown = call(
+        Some(&secret),
+        Some(&operator),
+        AdminRequest::Remove { id: 9 },
+    )
+    .await;
+    match unknown {
+        Err(AdminError::Refused(reason)) => assert!(reason.contains("not a member"), "{reason}"),
+        other => panic!("removing an unknown node: {other:?}"),
+    }
+    assert_eq!(node.status().members.len(), 1);
+    node.shutdown_abruptly().await.ok();
 }

@@ -148,27 +148,7 @@ impl ProcessCluster {
         let nodes = (0..n)
             .map(|i| {
                 let id = (i + 1) as u64;
-                let data = dir.path().join(format!("node-{id}"));
-                let args = vec![
-                    "node".into(),
-                    "--id".into(),
-                    id.to_string(),
-                    "--listen".into(),
-                    format!("127.0.0.1:{}", ports[i]),
-                    "--cluster-listen".into(),
-                    format!("127.0.0.1:{}", ports[n + i]),
-                    "--peers".into(),
-                    peers.join(","),
-                    "--data-dir".into(),
-                    data.display().to_string(),
-                    "--secret-file".into(),
-                    dir.path().join("cluster.secret").display().to_string(),
-                    "--cookie-key-file".into(),
-                    dir.path().join("cookie.key").display().to_string(),
-                    "--insecure-cookies".into(),
-                    "--log".into(),
-                    "info".into(),
-                ];
+                let args = node_args(dir.path(), id, ports[i], ports[n + i], &peers);
                 let mut node = NodeProcess {
                     id,
                     port: ports[i],
@@ -186,6 +166,50 @@ impl ProcessCluster {
             cluster.wait_ready(node).await;
         }
         cluster
+    }
+
+    /// Starts one more node, id `nodes.len() + 1`, with an empty data
+    /// directory and the cluster's secret and cookie key, whose `--peers`
+    /// lists the running members and itself. Its id is not the lowest there,
+    /// so it neither bootstraps nor joins: it waits to be added (by
+    /// `demo-app admin add-learner`, say). Returns its id once its
+    /// application port answers `/healthz` (`/readyz` needs a leader).
+    pub async fn spawn_waiting_node(&mut self) -> u64 {
+        let id = self.nodes.len() as u64 + 1;
+        let ports = free_ports(2);
+        let peers: Vec<String> = self
+            .nodes
+            .iter()
+            .map(|n| (n.id, n.cluster_port))
+            .chain([(id, ports[1])])
+            .map(|(id, port)| format!("{id}=127.0.0.1:{port}"))
+            .collect();
+        let mut node = NodeProcess {
+            id,
+            port: ports[0],
+            cluster_port: ports[1],
+            child: None,
+            args: node_args(self.dir.path(), id, ports[0], ports[1], &peers),
+            log: self.dir.path().join(format!("node-{id}.log")),
+        };
+        node.spawn();
+        let client = reqwest::Client::new();
+        let deadline = Instant::now() + PATIENCE;
+        loop {
+            if let Ok(r) = client.get(format!("{}/healthz", node.url())).send().await {
+                if r.status() == 200 {
+                    break;
+                }
+            }
+            assert!(
+                Instant::now() < deadline,
+                "node {id} not serving within {PATIENCE:?}; log:\n{}",
+                node.log_tail()
+            );
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+        self.nodes.push(node);
+        id
     }
 
     /// Waits until `node` answers `/readyz` with 200.
@@ -240,6 +264,31 @@ impl ProcessCluster {
     pub fn node(&mut self, id: u64) -> &mut NodeProcess {
         &mut self.nodes[(id - 1) as usize]
     }
+}
+
+/// `demo-app node` arguments of member `id` of a cluster whose files are in
+/// `dir` (secret, cookie key, data directories, logs).
+fn node_args(dir: &Path, id: u64, port: u16, cluster_port: u16, peers: &[String]) -> Vec<String> {
+    vec![
+        "node".into(),
+        "--id".into(),
+        id.to_string(),
+        "--listen".into(),
+        format!("127.0.0.1:{port}"),
+        "--cluster-listen".into(),
+        format!("127.0.0.1:{cluster_port}"),
+        "--peers".into(),
+        peers.join(","),
+        "--data-dir".into(),
+        dir.join(format!("node-{id}")).display().to_string(),
+        "--secret-file".into(),
+        dir.join("cluster.secret").display().to_string(),
+        "--cookie-key-file".into(),
+        dir.join("cookie.key").display().to_string(),
+        "--insecure-cookies".into(),
+        "--log".into(),
+        "info".into(),
+    ]
 }
 
 /// A browser-like HTTP client: one cookie jar for all nodes (cookies are per
