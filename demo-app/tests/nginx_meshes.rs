@@ -11,28 +11,10 @@
 mod common;
 
 use std::collections::BTreeSet;
-use std::path::Path;
-use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
-use common::{client, free_ports, MeshCluster};
+use common::{client, free_ports, nginx_binary, MeshCluster, Nginx};
 use serde_json::Value;
-
-fn nginx_binary() -> Option<&'static str> {
-    ["/usr/sbin/nginx", "/usr/bin/nginx"]
-        .into_iter()
-        .find(|p| Path::new(p).exists())
-}
-
-/// Kills nginx even when an assertion fails first.
-struct Proxy(Child);
-
-impl Drop for Proxy {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
-}
 
 /// One request's answer: the counter view plus the route nginx reports.
 struct Answer {
@@ -97,17 +79,7 @@ async fn nginx_routes_sessions_to_their_mesh() {
     std::fs::create_dir_all(prefix.join("tmp")).unwrap();
     let conf_path = prefix.join("nginx.conf");
     std::fs::write(&conf_path, conf).unwrap();
-    let _proxy = Proxy(
-        Command::new(nginx)
-            .arg("-p")
-            .arg(&prefix)
-            .arg("-c")
-            .arg(&conf_path)
-            .args(["-g", "daemon off;"])
-            .stdin(Stdio::null())
-            .spawn()
-            .expect("start nginx"),
-    );
+    let _proxy = Nginx::start(nginx, &prefix, &conf_path);
     let base = format!("http://127.0.0.1:{listen}");
     let deadline = Instant::now() + Duration::from_secs(20);
     while reqwest::get(format!("{base}/healthz")).await.is_err() {

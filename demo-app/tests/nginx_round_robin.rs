@@ -7,18 +7,10 @@
 mod common;
 
 use std::collections::BTreeSet;
-use std::path::Path;
-use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
-use common::{client, free_ports, ProcessCluster};
+use common::{client, free_ports, nginx_binary, Nginx, ProcessCluster};
 use serde_json::Value;
-
-fn nginx_binary() -> Option<&'static str> {
-    ["/usr/sbin/nginx", "/usr/bin/nginx"]
-        .into_iter()
-        .find(|p| Path::new(p).exists())
-}
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn nginx_round_robin_keeps_the_session() {
@@ -45,15 +37,7 @@ async fn nginx_round_robin_keeps_the_session() {
     std::fs::create_dir_all(prefix.join("tmp")).unwrap();
     let conf_path = prefix.join("nginx.conf");
     std::fs::write(&conf_path, conf).unwrap();
-    let mut proxy = Command::new(nginx)
-        .arg("-p")
-        .arg(&prefix)
-        .arg("-c")
-        .arg(&conf_path)
-        .args(["-g", "daemon off;"])
-        .stdin(Stdio::null())
-        .spawn()
-        .expect("start nginx");
+    let proxy = Nginx::start(nginx, &prefix, &conf_path);
 
     let http = client();
     let base = format!("http://127.0.0.1:{listen}");
@@ -88,8 +72,7 @@ async fn nginx_round_robin_keeps_the_session() {
         assert_eq!(v["count"], expected, "read on another node sees the write");
         served_by.insert(v["node"].as_str().unwrap().to_owned());
     }
-    let _ = proxy.kill();
-    let _ = proxy.wait();
+    drop(proxy);
     assert_eq!(
         served_by.len(),
         3,

@@ -79,6 +79,20 @@ impl NodeProcess {
         format!("http://127.0.0.1:{}", self.port)
     }
 
+    /// A node started with `args`, logging to `dir/node-<id>.log`.
+    pub fn spawned(id: u64, port: u16, cluster_port: u16, args: Vec<String>, dir: &Path) -> Self {
+        let mut node = NodeProcess {
+            id,
+            port,
+            cluster_port,
+            child: None,
+            args,
+            log: dir.join(format!("node-{id}.log")),
+        };
+        node.spawn();
+        node
+    }
+
     /// Starts (or restarts) the process.
     pub fn spawn(&mut self) {
         let log = std::fs::OpenOptions::new()
@@ -149,16 +163,7 @@ impl ProcessCluster {
             .map(|i| {
                 let id = (i + 1) as u64;
                 let args = node_args(dir.path(), id, ports[i], ports[n + i], &peers);
-                let mut node = NodeProcess {
-                    id,
-                    port: ports[i],
-                    cluster_port: ports[n + i],
-                    child: None,
-                    args,
-                    log: dir.path().join(format!("node-{id}.log")),
-                };
-                node.spawn();
-                node
+                NodeProcess::spawned(id, ports[i], ports[n + i], args, dir.path())
             })
             .collect();
         let cluster = Self { nodes, dir };
@@ -184,15 +189,8 @@ impl ProcessCluster {
             .chain([(id, ports[1])])
             .map(|(id, port)| format!("{id}=127.0.0.1:{port}"))
             .collect();
-        let mut node = NodeProcess {
-            id,
-            port: ports[0],
-            cluster_port: ports[1],
-            child: None,
-            args: node_args(self.dir.path(), id, ports[0], ports[1], &peers),
-            log: self.dir.path().join(format!("node-{id}.log")),
-        };
-        node.spawn();
+        let args = node_args(self.dir.path(), id, ports[0], ports[1], &peers);
+        let node = NodeProcess::spawned(id, ports[0], ports[1], args, self.dir.path());
         let client = reqwest::Client::new();
         let deadline = Instant::now() + PATIENCE;
         loop {
@@ -368,41 +366,14 @@ impl MeshCluster {
                 let peers: Vec<String> = (first..first + per_mesh)
                     .map(|j| format!("{}=127.0.0.1:{}", j + 1, ports[n + j]))
                     .collect();
-                let data = dir.path().join(format!("node-{id}"));
-                let args = vec![
-                    "node".into(),
-                    "--id".into(),
-                    id.to_string(),
+                let mut args = node_args(dir.path(), id, ports[i], ports[n + i], &peers);
+                args.extend([
                     "--mesh".into(),
                     mesh_of(i),
                     "--mesh-directory".into(),
                     directory.join(";"),
-                    "--listen".into(),
-                    format!("127.0.0.1:{}", ports[i]),
-                    "--cluster-listen".into(),
-                    format!("127.0.0.1:{}", ports[n + i]),
-                    "--peers".into(),
-                    peers.join(","),
-                    "--data-dir".into(),
-                    data.display().to_string(),
-                    "--secret-file".into(),
-                    dir.path().join("cluster.secret").display().to_string(),
-                    "--cookie-key-file".into(),
-                    dir.path().join("cookie.key").display().to_string(),
-                    "--insecure-cookies".into(),
-                    "--log".into(),
-                    "info".into(),
-                ];
-                let mut node = NodeProcess {
-                    id,
-                    port: ports[i],
-                    cluster_port: ports[n + i],
-                    child: None,
-                    args,
-                    log: dir.path().join(format!("node-{id}.log")),
-                };
-                node.spawn();
-                node
+                ]);
+                NodeProcess::spawned(id, ports[i], ports[n + i], args, dir.path())
             })
             .collect();
         let cluster = ProcessCluster { nodes, dir };
@@ -427,5 +398,44 @@ impl MeshCluster {
             .nodes
             .iter()
             .filter(move |n| self.mesh_of(n.id) == tag)
+    }
+}
+
+/// Debian's nginx binary, if installed.
+pub fn nginx_binary() -> Option<&'static str> {
+    ["/usr/sbin/nginx", "/usr/bin/nginx"]
+        .into_iter()
+        .find(|p| Path::new(p).exists())
+}
+
+/// An nginx run by a test: one process (`master_process off`), so that
+/// killing it leaves no worker behind; with a master, a SIGKILLed master
+/// orphans its workers, which keep the port and the test's output pipe open
+/// (and so keep `cargo test`'s caller waiting). Killed on drop, also when an
+/// assertion fails first. Its errors go to the `error_log` of the config.
+pub struct Nginx(Child);
+
+impl Nginx {
+    /// Starts `binary` with prefix `prefix` and configuration `conf`.
+    pub fn start(binary: &str, prefix: &Path, conf: &Path) -> Self {
+        let child = Command::new(binary)
+            .arg("-p")
+            .arg(prefix)
+            .arg("-c")
+            .arg(conf)
+            .args(["-g", "daemon off; master_process off;"])
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("start nginx");
+        Self(child)
+    }
+}
+
+impl Drop for Nginx {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
     }
 }
