@@ -17,25 +17,35 @@ pub const BIN: &str = env!("CARGO_BIN_EXE_demo-app");
 /// Generous bound for anything cluster-wide on a loaded 2-core machine.
 pub const PATIENCE: Duration = Duration::from_secs(30);
 
-/// First and one-past-last port [`free_ports`] hands out: below Linux's
-/// ephemeral range (32768-60999 by default), so neither a `bind(:0)` (the
-/// fault proxies, nginx, in-process servers) nor the local end of an outgoing
-/// connection (readiness polls, load clients) can take a node's port in the
-/// gap between choosing it here and the node process binding it. With ports
-/// from `bind(:0)` that gap once let a fault proxy take a node's application
-/// port, and the node failed to start ("binding 127.0.0.1:N").
-const PORT_RANGE: (u16, u16) = (20_000, 32_000);
+/// First and one-past-last port [`free_ports`] hands out: just below the
+/// kernel's ephemeral range (`/proc/sys/net/ipv4/ip_local_port_range`,
+/// 32768-60999 by default), so neither a `bind(:0)` (the fault proxies,
+/// nginx, in-process servers) nor the local end of an outgoing connection
+/// (readiness polls, load clients) can take a node's port in the gap between
+/// choosing it here and the node process binding it. With ports from
+/// `bind(:0)` that gap once let a fault proxy take a node's port, and the
+/// node failed to start ("binding 127.0.0.1:N"). If the ephemeral range
+/// leaves no room below it, 20000-32000 is used and the old risk returns.
+fn port_range() -> (u32, u32) {
+    let ephemeral_start = std::fs::read_to_string("/proc/sys/net/ipv4/ip_local_port_range")
+        .ok()
+        .and_then(|text| text.split_whitespace().next()?.parse::<u32>().ok());
+    match ephemeral_start {
+        Some(start) if start >= 4_096 => (start.saturating_sub(12_000).max(1_024), start),
+        _ => (20_000, 32_000),
+    }
+}
 
 /// Next candidate port; starts at a per-process offset so that test binaries
 /// run one after another do not all start from the same ports.
 static NEXT_PORT: std::sync::atomic::AtomicU32 = std::sync::atomic::AtomicU32::new(0);
 
 /// `n` distinct ports that are free now, outside the ephemeral range (see
-/// [`PORT_RANGE`]); each is checked by binding it and released for the
+/// [`port_range`]); each is checked by binding it and released for the
 /// process that will listen on it.
 pub fn free_ports(n: usize) -> Vec<u16> {
     use std::sync::atomic::Ordering;
-    let (first, end) = (u32::from(PORT_RANGE.0), u32::from(PORT_RANGE.1));
+    let (first, end) = port_range();
     let span = end - first;
     let _ = NEXT_PORT.compare_exchange(
         0,
@@ -53,7 +63,7 @@ pub fn free_ports(n: usize) -> Vec<u16> {
             ports.push(port);
         }
     }
-    assert_eq!(ports.len(), n, "no {n} free ports in {PORT_RANGE:?}");
+    assert_eq!(ports.len(), n, "no {n} free ports in {first}..{end}");
     ports
 }
 
