@@ -327,6 +327,18 @@ mod tests {
         request
     }
 
+    /// A request carrying the cookie `t` sets for `id` at `token`.
+    fn cookie_request(t: &Transport, id: SessionId, token: ConsistencyToken) -> HeaderMap {
+        let mut headers = HeaderMap::new();
+        let update = ClientUpdate::Set {
+            id,
+            token,
+            expires_at: 10_000,
+        };
+        t.write(&mut headers, update, Via::Cookie, 0);
+        set_cookie_to_cookie(&headers)
+    }
+
     #[test]
     fn round_trips_signed_and_private() {
         for private in [false, true] {
@@ -544,18 +556,7 @@ mod tests {
     fn a_cookie_value_as_sent_is_not_accepted_as_a_header_value() {
         let t = transport(false);
         let id = SessionId::generate(None).unwrap();
-        let mut headers = HeaderMap::new();
-        t.write(
-            &mut headers,
-            ClientUpdate::Set {
-                id,
-                token: ConsistencyToken(3),
-                expires_at: 10_000,
-            },
-            Via::Cookie,
-            0,
-        );
-        let request = set_cookie_to_cookie(&headers);
+        let request = cookie_request(&t, id, ConsistencyToken(3));
         assert_eq!(t.read(&request).0, Some((id, ConsistencyToken(3))));
         // The encoded form now sits in the cache; sent in the header (where
         // values are taken as is) it must still be checked, and fail.
@@ -574,18 +575,7 @@ mod tests {
         for private in [false, true] {
             let t = transport(private);
             let id = SessionId::generate(None).unwrap();
-            let mut headers = HeaderMap::new();
-            t.write(
-                &mut headers,
-                ClientUpdate::Set {
-                    id,
-                    token: ConsistencyToken(7),
-                    expires_at: 10_000,
-                },
-                Via::Cookie,
-                0,
-            );
-            let request = set_cookie_to_cookie(&headers);
+            let request = cookie_request(&t, id, ConsistencyToken(7));
             // First read verifies and caches, second is served from the cache.
             for _ in 0..2 {
                 assert_eq!(t.read(&request).0, Some((id, ConsistencyToken(7))));

@@ -190,22 +190,18 @@ async fn three_node_tls_cluster_replicates_a_write_made_through_a_follower() {
     shutdown(nodes).await;
 }
 
+/// Node 1 alone, TLS with a certificate of `ca` for 127.0.0.1, files in `dir`.
+async fn first_tls_node(dir: &std::path::Path, ca: &Ca) -> RaftNode {
+    let files = tls_files(dir, "node1", ca.issue(&["127.0.0.1"]), &ca.cert_pem);
+    RaftNode::start(config(1, Some(files))).await.unwrap()
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_node_with_a_certificate_of_another_ca_cannot_join() {
     let dir = tempfile::tempdir().unwrap();
     let ca = Ca::new("cluster CA");
     let other = Ca::new("someone else's CA");
-    let first = RaftNode::start(config(
-        1,
-        Some(tls_files(
-            dir.path(),
-            "node1",
-            ca.issue(&["127.0.0.1"]),
-            &ca.cert_pem,
-        )),
-    ))
-    .await
-    .unwrap();
+    let first = first_tls_node(dir.path(), &ca).await;
     first.wait_for_leader(WAIT).await.unwrap();
     let via = first.cluster_addr().to_string();
 
@@ -448,17 +444,7 @@ async fn bad_pem_files_are_a_start_error() {
 async fn admin_calls_over_tls_present_a_certificate_and_the_secret() {
     let dir = tempfile::tempdir().unwrap();
     let ca = Ca::new("cluster CA");
-    let node = RaftNode::start(config(
-        1,
-        Some(tls_files(
-            dir.path(),
-            "node1",
-            ca.issue(&["127.0.0.1"]),
-            &ca.cert_pem,
-        )),
-    ))
-    .await
-    .unwrap();
+    let node = first_tls_node(dir.path(), &ca).await;
     node.wait_for_leader(WAIT).await.unwrap();
     let via = node.cluster_addr().to_string();
     let operator = tls_files(
