@@ -152,17 +152,26 @@ impl std::fmt::Debug for Transport {
     }
 }
 
-/// Parses `<id>~<token>`; a missing token means none.
+/// Parses `<id>~<index>.<history in hex>`; a missing token means none, and a
+/// token without a history (older cookies) belongs to no known history.
 fn parse_value(value: &str) -> Option<(SessionId, ConsistencyToken)> {
     let (id, token) = match value.split_once('~') {
-        Some((id, token)) => (id, token.parse().ok()?),
-        None => (value, 0),
+        Some((id, token)) => (id, parse_token(token)?),
+        None => (value, ConsistencyToken::NONE),
     };
-    Some((SessionId::parse(id).ok()?, ConsistencyToken(token)))
+    Some((SessionId::parse(id).ok()?, token))
+}
+
+fn parse_token(text: &str) -> Option<ConsistencyToken> {
+    let (index, history) = match text.split_once('.') {
+        Some((index, history)) => (index, u64::from_str_radix(history, 16).ok()?),
+        None => (text, 0),
+    };
+    Some(ConsistencyToken::new(history, index.parse().ok()?))
 }
 
 fn format_value(id: &SessionId, token: ConsistencyToken) -> String {
-    format!("{id}~{}", token.0)
+    format!("{id}~{}.{:x}", token.index, token.history)
 }
 
 impl Transport {
@@ -346,7 +355,7 @@ mod tests {
             let id = SessionId::generate(None).unwrap();
             let update = ClientUpdate::Set {
                 id,
-                token: ConsistencyToken(42),
+                token: ConsistencyToken::new(7, 42),
                 expires_at: 61_000,
             };
             let mut headers = HeaderMap::new();
@@ -363,7 +372,10 @@ mod tests {
                 );
             }
             let read = t.read(&set_cookie_to_cookie(&headers));
-            assert_eq!(read, (Some((id, ConsistencyToken(42))), Via::Cookie));
+            assert_eq!(
+                read,
+                (Some((id, ConsistencyToken::new(7, 42))), Via::Cookie)
+            );
         }
     }
 
@@ -381,7 +393,7 @@ mod tests {
             &mut headers,
             ClientUpdate::Set {
                 id,
-                token: ConsistencyToken(1),
+                token: ConsistencyToken::new(7, 1),
                 expires_at: 10_000,
             },
             Via::Cookie,
@@ -413,7 +425,7 @@ mod tests {
         let mut headers = HeaderMap::new();
         let update = ClientUpdate::Set {
             id,
-            token: ConsistencyToken(3),
+            token: ConsistencyToken::new(7, 3),
             expires_at: 10_000,
         };
         t.write(&mut headers, update, Via::Cookie, 0);
@@ -427,7 +439,7 @@ mod tests {
                 request.insert(COOKIE, HeaderValue::from_bytes(&line).unwrap());
                 assert_eq!(
                     t.read(&request),
-                    (Some((id, ConsistencyToken(3))), Via::Cookie),
+                    (Some((id, ConsistencyToken::new(7, 3))), Via::Cookie),
                     "{}",
                     String::from_utf8_lossy(&line)
                 );
@@ -448,7 +460,7 @@ mod tests {
         let id = SessionId::generate(None).unwrap();
         let update = ClientUpdate::Set {
             id,
-            token: ConsistencyToken(7),
+            token: ConsistencyToken::new(7, 7),
             expires_at: 10_000,
         };
         let mut response = HeaderMap::new();
@@ -459,7 +471,7 @@ mod tests {
         request.insert("x-session-id", value);
         assert_eq!(
             t.read(&request),
-            (Some((id, ConsistencyToken(7))), Via::Header)
+            (Some((id, ConsistencyToken::new(7, 7))), Via::Header)
         );
     }
 
@@ -467,9 +479,16 @@ mod tests {
     fn value_parsing() {
         let id = SessionId::generate(None).unwrap();
         assert_eq!(
-            parse_value(&format!("{id}~9")),
-            Some((id, ConsistencyToken(9)))
+            parse_value(&format!("{id}~9.1f")),
+            Some((id, ConsistencyToken::new(0x1f, 9)))
         );
+        // A cookie from before histories: its index belongs to no history.
+        assert_eq!(
+            parse_value(&format!("{id}~9")),
+            Some((id, ConsistencyToken::new(0, 9)))
+        );
+        assert_eq!(parse_value(&format!("{id}~9.")), None);
+        assert_eq!(parse_value(&format!("{id}~9.zz")), None);
         assert_eq!(
             parse_value(&id.to_string()),
             Some((id, ConsistencyToken::NONE))
@@ -511,8 +530,8 @@ mod tests {
                     // Whatever it accepts means the same once formatted.
                     prop_assert_eq!(parse_value(&format_value(&id, token)), Some((id, token)));
                 }
-                let value = format_value(&id, ConsistencyToken(token));
-                prop_assert_eq!(parse_value(&value), Some((id, ConsistencyToken(token))));
+                let value = format_value(&id, ConsistencyToken::new(token.rotate_left(17), token));
+                prop_assert_eq!(parse_value(&value), Some((id, ConsistencyToken::new(token.rotate_left(17), token))));
             }
 
             #[test]
@@ -526,12 +545,12 @@ mod tests {
                 let mut headers = HeaderMap::new();
                 let update = ClientUpdate::Set {
                     id,
-                    token: ConsistencyToken(token),
+                    token: ConsistencyToken::new(token.rotate_left(17), token),
                     expires_at: 10_000,
                 };
                 t.write(&mut headers, update, Via::Cookie, 0);
                 let request = set_cookie_to_cookie(&headers);
-                prop_assert_eq!(t.read(&request), (Some((id, ConsistencyToken(token))), Via::Cookie));
+                prop_assert_eq!(t.read(&request), (Some((id, ConsistencyToken::new(token.rotate_left(17), token))), Via::Cookie));
                 // Arbitrary bytes as cookie and header: no panic, no session.
                 let mut bad = HeaderMap::new();
                 if let Ok(value) = HeaderValue::from_bytes(&junk) {
@@ -556,8 +575,8 @@ mod tests {
     fn a_cookie_value_as_sent_is_not_accepted_as_a_header_value() {
         let t = transport(false);
         let id = SessionId::generate(None).unwrap();
-        let request = cookie_request(&t, id, ConsistencyToken(3));
-        assert_eq!(t.read(&request).0, Some((id, ConsistencyToken(3))));
+        let request = cookie_request(&t, id, ConsistencyToken::new(7, 3));
+        assert_eq!(t.read(&request).0, Some((id, ConsistencyToken::new(7, 3))));
         // The encoded form now sits in the cache; sent in the header (where
         // values are taken as is) it must still be checked, and fail.
         let sent = request[COOKIE].to_str().unwrap().split_once('=').unwrap().1;
@@ -575,10 +594,10 @@ mod tests {
         for private in [false, true] {
             let t = transport(private);
             let id = SessionId::generate(None).unwrap();
-            let request = cookie_request(&t, id, ConsistencyToken(7));
+            let request = cookie_request(&t, id, ConsistencyToken::new(7, 7));
             // First read verifies and caches, second is served from the cache.
             for _ in 0..2 {
-                assert_eq!(t.read(&request).0, Some((id, ConsistencyToken(7))));
+                assert_eq!(t.read(&request).0, Some((id, ConsistencyToken::new(7, 7))));
             }
             let value = request[COOKIE].to_str().unwrap().to_owned();
             let (name, sealed) = value.split_once('=').unwrap();

@@ -357,7 +357,9 @@ async fn token_in_cookie_grows_with_writes() {
     let token_of = |cookie: &str| -> u64 {
         let value = cookie.strip_prefix("sid=").unwrap();
         let decoded = cookie::Cookie::parse_encoded(format!("sid={value}")).unwrap();
-        decoded.value().rsplit('~').next().unwrap().parse().unwrap()
+        let token = decoded.value().rsplit('~').next().unwrap();
+        // `<index>.<history in hex>`
+        token.split('.').next().unwrap().parse().unwrap()
     };
     let mut last = token_of(&cookie);
     for _ in 0..3 {

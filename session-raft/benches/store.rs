@@ -470,7 +470,7 @@ async fn run_storage(storage: Storage, params: &Params, read_rows: &mut Vec<Read
         .expect("write for token")
         .token;
     let deadline = Instant::now() + Duration::from_secs(5);
-    while follower_store.applied_index() < token.0 && Instant::now() < deadline {
+    while follower_store.applied_index() < token.index && Instant::now() < deadline {
         tokio::time::sleep(Duration::from_millis(5)).await;
     }
     for (label, token) in [("none", ConsistencyToken::NONE), ("applied", token)] {

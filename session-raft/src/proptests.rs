@@ -116,7 +116,7 @@ fn outcome() -> impl Strategy<Value = WriteOutcome> {
         (any::<u64>(), any::<u64>()).prop_map(|(version, token)| WriteOutcome::Done(Ok(
             Committed {
                 version,
-                token: ConsistencyToken(token),
+                token: ConsistencyToken::new(token.rotate_left(17), token),
             }
         ))),
         store_error().prop_map(|e| WriteOutcome::Done(Err(e))),

@@ -174,7 +174,7 @@ fn write_outcome(
             // (the state machine reports the same index as the version).
             Committed {
                 version: written.log_id.index,
-                token: ConsistencyToken(written.log_id.index),
+                token: ConsistencyToken::new(0, written.log_id.index),
             }
         })),
         Err(ClientWriteError::ForwardToLeader(forward)) => WriteOutcome::NotLeader {
@@ -536,7 +536,7 @@ impl Shared {
         match self.read_mode {
             ReadMode::Local => Ok(self.reader.get(id, now)),
             ReadMode::Session => {
-                if self.wait_applied(token.0, self.read_wait).await {
+                if self.wait_applied(token.index, self.read_wait).await {
                     return Ok(self.reader.get(id, now));
                 }
                 metrics::counter!("session_raft_reads_forwarded_total").increment(1);
@@ -544,7 +544,10 @@ impl Shared {
             }
             ReadMode::Linearizable => {
                 let index = self.read_index().await?;
-                if self.wait_applied(index.max(token.0), self.read_wait).await {
+                if self
+                    .wait_applied(index.max(token.index), self.read_wait)
+                    .await
+                {
                     Ok(self.reader.get(id, now))
                 } else {
                     Err(StoreError::unavailable(
@@ -569,7 +572,7 @@ impl Shared {
                 format!(
                     "this node has applied {} but the client has seen {}",
                     self.reader.applied_index(),
-                    token.0
+                    token.index
                 ),
             )
         };
@@ -603,14 +606,14 @@ impl Shared {
         now: UnixMillis,
     ) -> Response {
         // Short wait: the asking follower has already waited its share.
-        if self.wait_applied(token.0, self.read_wait / 2).await {
+        if self.wait_applied(token.index, self.read_wait / 2).await {
             Response::Load(self.reader.get(&id, now).map(|r| (*r).clone()))
         } else {
             Response::Unavailable(format!(
                 "node {} has applied {} < token {}",
                 self.node_id,
                 self.reader.applied_index(),
-                token.0
+                token.index
             ))
         }
     }

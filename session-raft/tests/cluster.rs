@@ -28,8 +28,8 @@ async fn write_then_read_through_followers(durable: bool) {
         .create(&id, new_session(7))
         .await
         .expect("create through a follower");
-    assert!(created.token.0 > 0);
-    assert_eq!(created.version, created.token.0);
+    assert!(created.token.index > 0);
+    assert_eq!(created.version, created.token.index);
 
     let mut changes = ChangeSet::default();
     changes.set("v".into(), 8u64.to_le_bytes().to_vec());
@@ -39,7 +39,7 @@ async fn write_then_read_through_followers(durable: bool) {
         .apply(&id, changes, now())
         .await
         .expect("apply through a follower");
-    assert!(applied.token > created.token);
+    assert!(applied.token.index > created.token.index);
 
     // The token makes the other follower (and the leader) wait until applied.
     for node in [reader, leader] {
@@ -217,7 +217,7 @@ async fn restarted_node_catches_up_through_snapshot() {
     eventually(
         Duration::from_secs(20),
         "restarted node catches up",
-        || async { (cluster.node(lagging).store().applied_index() >= last.0).then_some(()) },
+        || async { (cluster.node(lagging).store().applied_index() >= last.index).then_some(()) },
     )
     .await;
     let status = cluster.node(lagging).status();

@@ -377,7 +377,7 @@ async fn each_meshs_log_holds_only_its_own_sessions() {
             .await
             .unwrap();
         assert_eq!(value_via(&meshes, via, &id, changed).await, via * 100);
-        assert!(changed.token > committed.token);
+        assert!(changed.token.index > committed.token.index);
         (if via <= 3 { &mut a_ids } else { &mut b_ids }).push(id);
         let other = SessionId::generate(Some(tag(if via <= 3 { "b" } else { "a" }))).unwrap();
         meshes
@@ -438,7 +438,7 @@ async fn ids_of_an_unknown_mesh_find_nothing() {
     let id = SessionId::generate(Some(tag("zz"))).unwrap();
     for via in [1, 5] {
         let store = meshes.store(via);
-        let token = session_core::ConsistencyToken(1);
+        let token = session_core::ConsistencyToken::new(0, 1);
         assert!(store.load(&id, token, now()).await.unwrap().is_none());
         assert_eq!(
             store.apply(&id, set_value(1), now()).await,

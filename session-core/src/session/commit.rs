@@ -264,7 +264,9 @@ impl Session {
     /// Records a successful write in the state.
     fn saved(&self, id: SessionId, record: SessionRecord, committed: Committed) {
         let mut state = self.inner.state.lock();
-        state.token = state.token.max(committed.token);
+        // A later write of the same history has a higher index; one of
+        // another history (the session moved group) replaces it too.
+        state.token = committed.token;
         state.client_update = ClientUpdate::Set {
             id,
             token: state.token,

@@ -188,7 +188,7 @@ impl Shared {
     fn committed(version: Version) -> Committed {
         Committed {
             version,
-            token: ConsistencyToken(version),
+            token: ConsistencyToken::new(0, version),
         }
     }
 

@@ -32,30 +32,51 @@ pub use memory::{MemoryStore, MemoryStoreConfig};
 /// A record's version; for the Raft store, the log index of its last change.
 pub type Version = u64;
 
-/// A point in the store's history that a client has seen (for the Raft store,
-/// a log index). [`ConsistencyToken::NONE`] asks for nothing.
+/// A point in the store's history that a client has seen: for the Raft store,
+/// a log index of one Raft group's history. [`ConsistencyToken::NONE`] asks
+/// for nothing.
+///
+/// `history` names the history the index belongs to (for the Raft store, the
+/// group's cluster id, made at initialization, so a rebuilt cluster or another
+/// mesh has another one). A store ignores a token of a history that is not
+/// its own instead of waiting for an index it may never reach; `0` means
+/// "unknown history" (single-node stores, cookies from before histories).
+/// Tokens of different histories are not comparable, so there is no `Ord`.
 #[derive(
-    Debug,
-    Clone,
-    Copy,
-    Default,
-    PartialEq,
-    Eq,
-    PartialOrd,
-    Ord,
-    Hash,
-    serde::Serialize,
-    serde::Deserialize,
+    Debug, Clone, Copy, Default, PartialEq, Eq, Hash, serde::Serialize, serde::Deserialize,
 )]
-pub struct ConsistencyToken(pub u64);
+pub struct ConsistencyToken {
+    /// The history (Raft group and its incarnation) `index` belongs to.
+    pub history: u64,
+    /// The position in that history (for the Raft store, a log index).
+    pub index: u64,
+}
 
 impl ConsistencyToken {
     /// No consistency requirement.
-    pub const NONE: Self = Self(0);
+    pub const NONE: Self = Self {
+        history: 0,
+        index: 0,
+    };
+
+    /// The token for `index` of `history`.
+    pub const fn new(history: u64, index: u64) -> Self {
+        Self { history, index }
+    }
 
     /// Whether this token asks for nothing.
     pub fn is_none(self) -> bool {
-        self.0 == 0
+        self.index == 0
+    }
+
+    /// This token if it belongs to `history`, else [`ConsistencyToken::NONE`]:
+    /// what a store of that history should wait for.
+    pub fn within(self, history: u64) -> Self {
+        if self.history == history {
+            self
+        } else {
+            Self::NONE
+        }
     }
 }
 
