@@ -62,7 +62,9 @@ pub(crate) struct ClusterArgs {
     /// File holding the cluster secret; generated there when missing.
     #[arg(long, env = "RS_SECRET_FILE")]
     pub(crate) secret_file: Option<PathBuf>,
-    /// Keep every node's state in memory only.
+    /// Keep every node's state in memory only (a throw-away demo: a
+    /// restarted in-memory member forgets its vote and log, so writes can be
+    /// lost; the nodes run with --ephemeral --ephemeral-cluster).
     #[arg(long, env = "RS_EPHEMERAL")]
     pub(crate) ephemeral: bool,
     /// Shared options passed to every node.
@@ -105,8 +107,15 @@ pub(crate) struct NodeArgs {
     #[arg(long, env = "RS_DATA_DIR")]
     pub(crate) data_dir: Option<PathBuf>,
     /// Keep all state in memory (tests, demos); a restart starts empty.
+    /// Refused for a member of a multi-node cluster unless
+    /// --ephemeral-cluster is given too.
     #[arg(long, env = "RS_EPHEMERAL")]
     pub(crate) ephemeral: bool,
+    /// Allow --ephemeral in a multi-node cluster, on purpose (tests): a
+    /// restarted in-memory member has forgotten its vote and log, so it can
+    /// vote twice in one term and acknowledged writes can be lost.
+    #[arg(long, env = "RS_EPHEMERAL_CLUSTER", requires = "ephemeral")]
+    pub(crate) ephemeral_cluster: bool,
     /// File holding the cluster secret shared by all members.
     #[arg(long, env = "RS_SECRET_FILE")]
     pub(crate) secret_file: Option<PathBuf>,

@@ -217,7 +217,8 @@ fn spawn_node(
             .arg(directory);
     }
     if args.ephemeral {
-        command.arg("--ephemeral");
+        // Three throw-away members on one machine: on purpose.
+        command.arg("--ephemeral").arg("--ephemeral-cluster");
     } else {
         let dir: PathBuf = args.data_dir.join(format!("node-{i}"));
         command.arg("--data-dir").arg(dir);

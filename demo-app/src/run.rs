@@ -42,6 +42,7 @@ pub(crate) async fn node(args: NodeArgs) -> anyhow::Result<()> {
     config.peers = peers;
     config.join = args.join.clone();
     config.data_dir = data_dir;
+    config.ephemeral_cluster = args.ephemeral_cluster;
     config.secret = secret.map(session_raft::ClusterSecret::from);
     config.insecure = args.insecure;
     if let Some(tls) = cluster_tls(&args.tls) {

@@ -208,7 +208,8 @@ impl Cluster {
             let addr = SocketAddr::from((Ipv4Addr::LOCALHOST, *port));
             let mut config = NodeConfig::new(id, addr)
                 .with_peers(peers.clone())
-                .with_secret(SECRET);
+                .with_secret(SECRET)
+                .with_ephemeral_cluster(dir.is_none());
             if let Some(dir) = &dir {
                 config = config.with_data_dir(dir.path().join(format!("node-{id}")));
             }

@@ -93,6 +93,9 @@ pub struct NodeConfig {
     /// Where the log and snapshots live; `None` keeps everything in memory
     /// (tests, `--ephemeral`): a restart then starts from nothing.
     pub data_dir: Option<PathBuf>,
+    /// Allow an in-memory member (`data_dir` unset) in a multi-node cluster.
+    /// Off by default: see [`NodeConfig::with_ephemeral_cluster`].
+    pub ephemeral_cluster: bool,
     /// Shared secret every cluster RPC carries. Required for a multi-node
     /// cluster unless `insecure` is set. Its `Debug` form is redacted.
     pub secret: Option<ClusterSecret>,
@@ -124,6 +127,13 @@ pub struct NodeConfig {
     /// How long a read waits for this node to apply the client's token before
     /// it asks the leader instead.
     pub read_wait: Duration,
+    /// How long a member keeps serving local reads ([`ReadMode::Session`])
+    /// after it last heard from a leader; `None`: twice
+    /// `election_timeout_max`. See [`NodeConfig::with_read_lease`].
+    pub read_lease: Option<Duration>,
+    /// Most the leader's expiry stamp may run ahead of the newest time any
+    /// committed write carried. See [`NodeConfig::with_expiry_clock_bound`].
+    pub expiry_clock_bound: Duration,
     /// Bound on a write, including forwarding and retries across a leader change.
     pub write_timeout: Duration,
     /// Largest accepted RPC body (append entries, forwarded writes); larger
@@ -151,6 +161,7 @@ impl NodeConfig {
             outbound_ip: None,
             join: None,
             data_dir: None,
+            ephemeral_cluster: false,
             secret: None,
             insecure: false,
             tls: None,
@@ -163,6 +174,8 @@ impl NodeConfig {
             snapshot_every: 10_000,
             expiry_interval: Duration::from_secs(30),
             read_wait: Duration::from_secs(2),
+            read_lease: None,
+            expiry_clock_bound: Duration::from_secs(300),
             write_timeout: Duration::from_secs(5),
             max_rpc_bytes: 64 << 20,
             max_snapshot_bytes: 1 << 30,
@@ -198,6 +211,19 @@ impl NodeConfig {
     /// Keeps the log and snapshots under `dir` (created if missing).
     pub fn with_data_dir(mut self, dir: impl Into<PathBuf>) -> Self {
         self.data_dir = Some(dir.into());
+        self
+    }
+
+    /// Allows this member to keep its log and vote in memory (no
+    /// `data_dir`) although it is part of a multi-node cluster.
+    ///
+    /// **Warning:** a restarted in-memory member has forgotten its vote and
+    /// its log. It can vote twice in one term and count towards a majority
+    /// for entries it no longer has, so acknowledged writes can be lost.
+    /// For tests and throw-away demos only; without this, such a
+    /// configuration is refused at start.
+    pub fn with_ephemeral_cluster(mut self, on_purpose: bool) -> Self {
+        self.ephemeral_cluster = on_purpose;
         self
     }
 
@@ -278,6 +304,35 @@ impl NodeConfig {
         self
     }
 
+    /// Sets the read lease: in [`ReadMode::Session`] a member serves reads
+    /// from its own state only while it has heard from a leader (or, as
+    /// leader, from a quorum) within `lease`. Past it (a member cut off from
+    /// the cluster) a read goes to the leader, or fails with `Unavailable`,
+    /// so a logout or any other committed change reaches every answered read
+    /// within about `lease` plus one heartbeat. Default: twice
+    /// `election_timeout_max`. Must exceed the heartbeat interval.
+    pub fn with_read_lease(mut self, lease: Duration) -> Self {
+        self.read_lease = Some(lease);
+        self
+    }
+
+    /// The read lease in force (see [`NodeConfig::with_read_lease`]).
+    pub fn effective_read_lease(&self) -> Duration {
+        self.read_lease.unwrap_or(self.election_timeout_max * 2)
+    }
+
+    /// Bounds the leader's expiry stamp: "expire everything before `t`" is
+    /// proposed with `t` at most `bound` past the newest time a committed
+    /// write carried (writes carry their proposer's clock). A leader whose
+    /// clock jumps ahead then expires at most `bound` more than its peers
+    /// would, instead of every session at once; the difference is logged as
+    /// a warning. Expiry of an idle cluster waits for its next write.
+    /// Default: 5 minutes; keep it well below the sessions' idle timeout.
+    pub fn with_expiry_clock_bound(mut self, bound: Duration) -> Self {
+        self.expiry_clock_bound = bound;
+        self
+    }
+
     /// Sets the bound on a write.
     pub fn with_write_timeout(mut self, timeout: Duration) -> Self {
         self.write_timeout = timeout;
@@ -342,6 +397,21 @@ impl NodeConfig {
             return Err(
                 "need 0 < heartbeat_interval < election_timeout_min < election_timeout_max".into(),
             );
+        }
+        if self.data_dir.is_none() && self.is_multi_node() && !self.ephemeral_cluster {
+            return Err(
+                "an in-memory member (no data directory) of a multi-node cluster forgets its \
+                 vote and log when it restarts, so it can vote twice in a term and lose \
+                 acknowledged writes: give it a data directory (or set `ephemeral_cluster` \
+                 on purpose, for tests)"
+                    .into(),
+            );
+        }
+        if self.effective_read_lease() <= self.heartbeat_interval {
+            return Err("the read lease must be longer than the heartbeat interval".into());
+        }
+        if self.expiry_clock_bound.is_zero() {
+            return Err("expiry_clock_bound must be positive".into());
         }
         if self.expiry_interval.is_zero() {
             return Err("expiry_interval must be positive".into());
@@ -425,5 +495,20 @@ mod tests {
         assert!(config().with_mesh_directory(directory).validate().is_err());
         // A mesh without a directory: sessions of other meshes are not found.
         assert!(config().with_mesh(tag("c")).validate().is_ok());
+    }
+
+    #[test]
+    fn an_in_memory_member_of_a_cluster_is_refused_unless_on_purpose() {
+        let peers = BTreeMap::from([(1, "127.0.0.1:7001".into()), (2, "127.0.0.1:7002".into())]);
+        let clustered = config().with_secret(*b"s").with_peers(peers);
+        let refused = clustered.clone().validate().unwrap_err();
+        assert!(refused.contains("forgets its vote"), "{refused}");
+        assert!(clustered.clone().with_data_dir("/tmp/x").validate().is_ok());
+        assert!(clustered.with_ephemeral_cluster(true).validate().is_ok());
+        let joining = config().with_secret(*b"s").with_join("127.0.0.1:7001");
+        assert!(joining.clone().validate().is_err());
+        assert!(joining.with_ephemeral_cluster(true).validate().is_ok());
+        // A single in-memory node has nobody to disagree with.
+        assert!(config().validate().is_ok());
     }
 }

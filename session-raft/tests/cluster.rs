@@ -501,7 +501,9 @@ async fn multi_node_cluster_without_secret_refuses_to_start() {
     let err = RaftNode::start(config.clone()).await.unwrap_err();
     assert!(matches!(err, StartError::Config(_)), "{err}");
     // Insecure on purpose is allowed.
-    let node = RaftNode::start(config.with_insecure(true)).await.unwrap();
+    let node = RaftNode::start(config.with_insecure(true).with_ephemeral_cluster(true))
+        .await
+        .unwrap();
     node.shutdown().await.unwrap();
 }
 

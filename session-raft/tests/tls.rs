@@ -88,6 +88,7 @@ fn tls_files(dir: &Path, member: &str, (cert, key): (String, String), ca: &str) 
 fn config(id: u64, tls: Option<ClusterTls>) -> NodeConfig {
     let config = NodeConfig::new(id, "127.0.0.1:0".parse().unwrap())
         .with_secret(SECRET)
+        .with_ephemeral_cluster(true)
         .with_timing(
             Duration::from_millis(100),
             Duration::from_millis(500),

@@ -187,6 +187,8 @@ pub fn test_timing(config: NodeConfig) -> NodeConfig {
         )
         .with_write_timeout(Duration::from_secs(5))
         .with_read_wait(Duration::from_secs(2))
+        // Most cluster tests run in memory; durable ones set a data dir.
+        .with_ephemeral_cluster(true)
 }
 
 impl TestCluster {
