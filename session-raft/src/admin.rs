@@ -217,15 +217,22 @@ pub(crate) async fn run(
                     }
                     // A cluster port knows the admin path: a 404 comes from
                     // something else, most likely a member's application port.
-                    Err(CallError::Refused { addr, status, .. })
-                        if status == StatusCode::NOT_FOUND =>
-                    {
+                    Err(
+                        CallError::Refused { addr, status, .. }
+                        | CallError::BadStatus { addr, status, .. },
+                    ) if status == StatusCode::NOT_FOUND => {
                         return Err(AdminError::Refused(format!(
                             "{addr} answered 404 Not Found: it is not a cluster port (an \
                              application port?)"
                         )))
                     }
                     Err(e @ CallError::Refused { .. }) => {
+                        return Err(AdminError::Refused(e.to_string()))
+                    }
+                    // Admin calls are idempotent (adding a learner twice,
+                    // promoting a voter), so an unknown outcome is retried
+                    // like any passing fault; a client error is not.
+                    Err(e @ CallError::BadStatus { status, .. }) if status.is_client_error() => {
                         return Err(AdminError::Refused(e.to_string()))
                     }
                     Err(CallError::Connect { addr, reason })

@@ -23,6 +23,9 @@ pub enum ReadMode {
     /// Read-your-writes: serve locally once this node has applied the client's
     /// consistency token (waiting at most `read_wait`), otherwise ask the
     /// leader or answer `Unavailable`. No network round trip in the common case.
+    /// Only while the member holds its read lease
+    /// ([`NodeConfig::with_read_lease`]): a member cut off from the leader
+    /// stops answering from its own state once the lease runs out.
     #[default]
     Session,
     /// Linearizable: confirm the read index with the leader (Raft read-index),

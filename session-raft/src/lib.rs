@@ -10,6 +10,7 @@ pub mod state_machine;
 pub mod types;
 
 mod cross_mesh;
+mod lease;
 mod network;
 mod node;
 #[cfg(test)]

@@ -33,9 +33,11 @@ use openraft::errors::{
 use openraft::network::{RPCOption, RPCTypes};
 use openraft::{RaftNetworkFactory, RaftNetworkV2};
 
+use crate::lease::ReadLease;
 use crate::rpc::{
     self, Request, Response, SnapshotReply, SnapshotTransfer, TransferLeaderRequest,
-    TransferLeaderResponse, CONTENT_TYPE as BINCODE, RPC_PATH, SNAPSHOT_PATH, TARGET_HEADER,
+    TransferLeaderResponse, CONTENT_TYPE as BINCODE, REFUSED_UNREAD_HEADER, RPC_PATH,
+    SNAPSHOT_PATH, TARGET_HEADER,
 };
 use crate::tls::{self, TlsConnector, TlsSetup};
 use crate::types::{
@@ -105,8 +107,9 @@ pub(crate) enum CallError {
         /// Cause.
         reason: String,
     },
-    /// The peer refused the request (wrong secret, malformed, ...); it did
-    /// not act on it.
+    /// A member refused the request before acting on it (wrong secret,
+    /// wrong member, malformed, too large): its answer carried
+    /// [`REFUSED_UNREAD_HEADER`].
     #[error("{addr} refused the request with {status}: {reason}")]
     Refused {
         /// Peer address.
@@ -116,7 +119,18 @@ pub(crate) enum CallError {
         /// The peer's explanation.
         reason: String,
     },
-    /// The answer could not be decoded.
+    /// A non-`200` answer that is not a member's refusal (a proxy's `502`,
+    /// a member's `500`): the request may have been acted on.
+    #[error("{addr} answered {status}: {reason}")]
+    BadStatus {
+        /// Peer address.
+        addr: String,
+        /// HTTP status.
+        status: StatusCode,
+        /// The answer's text, shortened.
+        reason: String,
+    },
+    /// The answer could not be decoded; the request may have been acted on.
     #[error("bad answer from {addr}: {reason}")]
     BadAnswer {
         /// Peer address.
@@ -127,7 +141,10 @@ pub(crate) enum CallError {
 }
 
 impl CallError {
-    /// Whether the peer certainly did not act on the request.
+    /// Whether the peer certainly did not act on the request, so that even a
+    /// write may be sent again. Everything else (time-out, a connection lost
+    /// after sending, a proxy's error status, an answer that does not
+    /// decode) leaves the outcome unknown.
     pub(crate) fn not_delivered(&self) -> bool {
         matches!(
             self,
@@ -314,6 +331,7 @@ impl ClusterClient {
                 }
             })?;
             let status = response.status();
+            let refused_unread = response.headers().contains_key(REFUSED_UNREAD_HEADER);
             let body = Limited::new(response.into_body(), self.max_answer_bytes)
                 .collect()
                 .await
@@ -323,10 +341,20 @@ impl ClusterClient {
                 })?
                 .to_bytes();
             if status != StatusCode::OK {
-                return Err(CallError::Refused {
-                    addr: addr.to_owned(),
-                    status,
-                    reason: String::from_utf8_lossy(&body[..body.len().min(512)]).into_owned(),
+                let reason = String::from_utf8_lossy(&body[..body.len().min(512)]).into_owned();
+                let addr = addr.to_owned();
+                return Err(if refused_unread {
+                    CallError::Refused {
+                        addr,
+                        status,
+                        reason,
+                    }
+                } else {
+                    CallError::BadStatus {
+                        addr,
+                        status,
+                        reason,
+                    }
                 });
             }
             Ok(body)
@@ -410,12 +438,18 @@ pub(crate) struct NetworkFactory {
     node_id: NodeId,
     /// Shared HTTP clients.
     client: Arc<ClusterClient>,
+    /// This member's read lease: appends carry its quorum age.
+    lease: Arc<ReadLease>,
 }
 
 impl NetworkFactory {
     /// A factory whose clients all share `client`'s pools.
-    pub(crate) fn new(node_id: NodeId, client: Arc<ClusterClient>) -> Self {
-        Self { node_id, client }
+    pub(crate) fn new(node_id: NodeId, client: Arc<ClusterClient>, lease: Arc<ReadLease>) -> Self {
+        Self {
+            node_id,
+            client,
+            lease,
+        }
     }
 
     fn peer(&self, target: NodeId, node: &Node, pool: Pool) -> PeerNetwork {
@@ -425,6 +459,7 @@ impl NetworkFactory {
             addr: node.addr.clone(),
             pool,
             client: self.client.clone(),
+            lease: self.lease.clone(),
         }
     }
 }
@@ -457,6 +492,8 @@ pub(crate) struct PeerNetwork {
     pool: Pool,
     /// Shared HTTP clients.
     client: Arc<ClusterClient>,
+    /// This member's read lease (for the quorum age appends carry).
+    lease: Arc<ReadLease>,
 }
 
 impl PeerNetwork {
@@ -508,7 +545,10 @@ impl RaftNetworkV2<TypeConfig> for PeerNetwork {
     ) -> Result<AppendEntriesResponse, RPCError<TypeConfig>> {
         match self
             .raft_call(
-                Request::AppendEntries(rpc),
+                Request::LeasedAppendEntries {
+                    rpc,
+                    quorum_age_ms: self.lease.quorum_age_ms(),
+                },
                 RPCTypes::AppendEntries,
                 &option,
             )

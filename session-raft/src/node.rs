@@ -33,6 +33,7 @@ use tokio::task::JoinHandle;
 use crate::admin::{self, FirstContact};
 use crate::command::Command;
 use crate::config::{NodeConfig, ReadMode};
+use crate::lease::ReadLease;
 use crate::log_store::LogStore;
 use crate::mesh::MeshDirectory;
 use crate::network::{authorization_value, ClusterClient, NetworkFactory};
@@ -145,6 +146,9 @@ pub(crate) struct Shared {
     /// Limit stamped into this node's create commands
     /// ([`crate::NodeConfig::max_sessions`]).
     pub(crate) max_sessions: Option<u64>,
+    /// Whether this member may serve reads from its own state (see
+    /// [`crate::lease`]).
+    pub(crate) lease: Arc<ReadLease>,
 }
 
 /// Admin calls wait this long: adding a learner waits for it to catch up.
@@ -160,6 +164,15 @@ impl Shared {
                 Ok(response) => Response::AppendEntries(response),
                 Err(e) => stopped(&e),
             },
+            Request::LeasedAppendEntries { rpc, quorum_age_ms } => {
+                match self.raft.append_entries(rpc).await {
+                    Ok(response) => {
+                        self.lease.renew(&response, quorum_age_ms);
+                        Response::AppendEntries(response)
+                    }
+                    Err(e) => stopped(&e),
+                }
+            }
             Request::Vote(rpc) => match self.raft.vote(rpc).await {
                 Ok(response) => Response::Vote(response),
                 Err(e) => stopped(&e),
@@ -442,7 +455,8 @@ impl RaftNode {
             config.max_snapshot_bytes.max(config.max_rpc_bytes),
             tls.as_ref(),
         ));
-        let network = NetworkFactory::new(config.node_id, client.clone());
+        let lease = Arc::new(ReadLease::new(config.effective_read_lease()));
+        let network = NetworkFactory::new(config.node_id, client.clone(), lease.clone());
         let raft = Raft::new(
             config.node_id,
             raft_config,
@@ -452,13 +466,14 @@ impl RaftNode {
         )
         .await
         .map_err(|e| StartError::Raft(e.to_string()))?;
+        lease.attach(raft.clone());
 
         let shared = Arc::new(Shared {
             node_id: config.node_id,
             raft: raft.clone(),
             reader,
             client: client.clone(),
-            forwarder: Forwarder::spawn(client, config.write_timeout),
+            forwarder: Forwarder::spawn(client),
             read_mode: config.read_mode,
             read_wait: config.read_wait,
             write_timeout: config.write_timeout,
@@ -466,6 +481,7 @@ impl RaftNode {
             meshes: config.mesh_directory.clone().map(Arc::new),
             next_mesh_member: AtomicUsize::new(0),
             max_sessions: config.max_sessions,
+            lease,
         });
 
         let server = server::spawn(

@@ -37,6 +37,12 @@ pub(crate) const SNAPSHOT_PATH: &str = "/raft/snapshot";
 /// openraft). Calls that do not know the node (a cross-mesh forward to an
 /// address from the mesh directory) leave it out.
 pub(crate) const TARGET_HEADER: &str = "x-raft-sessions-to";
+/// Header a member puts on every refusal it makes *before* acting on a call
+/// (wrong secret, wrong member or group, malformed or oversized body). Only
+/// a non-`200` answer carrying it proves the call did nothing: any other one
+/// (a proxy's `502`, a member's `500` after acting) leaves the outcome
+/// unknown, so a write must not be sent again blindly.
+pub(crate) const REFUSED_UNREAD_HEADER: &str = "x-raft-sessions-refused";
 /// Content type of every body.
 pub(crate) const CONTENT_TYPE: &str = "application/x-raft-sessions-bincode";
 
@@ -121,13 +127,22 @@ pub(crate) enum Request {
     /// ([`crate::admin::call`]); answered by the leader, which alone knows
     /// every member's lag. Last, to keep the older wire indexes.
     Status,
+    /// Raft: replicate entries or heartbeat, with the leader's quorum age for
+    /// the receiver's read lease (see [`crate::lease`]). Leaders send this;
+    /// [`Request::AppendEntries`] is still accepted but renews no lease.
+    LeasedAppendEntries {
+        /// The append.
+        rpc: AppendEntriesRequest,
+        /// Milliseconds since a quorum last acknowledged the sender as leader.
+        quorum_age_ms: u64,
+    },
 }
 
 impl Request {
     /// Short name for logs (never the payload: it holds session data).
     pub(crate) fn kind(&self) -> &'static str {
         match self {
-            Request::AppendEntries(_) => "append-entries",
+            Request::AppendEntries(_) | Request::LeasedAppendEntries { .. } => "append-entries",
             Request::Vote(_) => "vote",
             Request::PreVote(_) => "pre-vote",
             Request::TransferLeader(_) => "transfer-leader",
@@ -160,7 +175,7 @@ pub(crate) enum WriteOutcome {
 /// An answer to a [`Request`].
 #[derive(Debug, Serialize, Deserialize)]
 pub(crate) enum Response {
-    /// To [`Request::AppendEntries`].
+    /// To [`Request::AppendEntries`] and [`Request::LeasedAppendEntries`].
     AppendEntries(AppendEntriesResponse),
     /// To [`Request::Vote`] and [`Request::PreVote`].
     Vote(VoteResponse),

@@ -29,7 +29,9 @@ use tokio::sync::watch;
 use tokio::task::JoinSet;
 
 use crate::node::Shared;
-use crate::rpc::{self, Request, SnapshotTransfer, RPC_PATH, SNAPSHOT_PATH, TARGET_HEADER};
+use crate::rpc::{
+    self, Request, SnapshotTransfer, REFUSED_UNREAD_HEADER, RPC_PATH, SNAPSHOT_PATH, TARGET_HEADER,
+};
 
 /// What the server needs besides the node.
 pub(crate) struct ServerConfig {
@@ -175,8 +177,19 @@ async fn serve<I>(
     }
 }
 
-/// A plain-text refusal.
+/// A plain-text refusal of a call this member did not act on, marked as such
+/// (see [`REFUSED_UNREAD_HEADER`]) so that the caller may safely retry it.
 fn refuse(status: StatusCode, message: impl Into<String>) -> http::Response<Full<Bytes>> {
+    let mut response = failure(status, message);
+    response.headers_mut().insert(
+        REFUSED_UNREAD_HEADER,
+        http::HeaderValue::from_static("not-acted-on"),
+    );
+    response
+}
+
+/// A plain-text failure answer, without any promise about what was done.
+fn failure(status: StatusCode, message: impl Into<String>) -> http::Response<Full<Bytes>> {
     let mut response = http::Response::new(Full::new(Bytes::from(message.into())));
     *response.status_mut() = status;
     response.headers_mut().insert(
@@ -198,8 +211,9 @@ fn answer<T: serde::Serialize>(message: &T) -> http::Response<Full<Bytes>> {
             response
         }
         Err(e) => {
+            // The call was acted on: its outcome is unknown to the caller.
             tracing::error!(error = %e, "could not encode an answer");
-            refuse(StatusCode::INTERNAL_SERVER_ERROR, e.to_string())
+            failure(StatusCode::INTERNAL_SERVER_ERROR, e.to_string())
         }
     }
 }

@@ -196,6 +196,9 @@ struct ForwardJob {
     command: Command,
     /// Leader's cluster address.
     addr: String,
+    /// When the caller stops waiting: a job still queued then is not sent,
+    /// and the RPC carrying it ends by then.
+    deadline: Instant,
     /// Where the outcome goes.
     reply: oneshot::Sender<Result<WriteOutcome, CallError>>,
 }
@@ -210,37 +213,58 @@ pub(crate) struct Forwarder {
 
 impl Forwarder {
     /// Starts the background task; it ends when every `Forwarder` is dropped.
-    pub(crate) fn spawn(client: Arc<ClusterClient>, rpc_timeout: Duration) -> Self {
+    pub(crate) fn spawn(client: Arc<ClusterClient>) -> Self {
         let (jobs, rx) = mpsc::channel(4 * MAX_FORWARD_BATCH);
-        tokio::spawn(run_forwarder(rx, client, rpc_timeout));
+        tokio::spawn(run_forwarder(rx, client));
         Self { jobs }
     }
 
-    /// Forwards one command to the leader at `addr`.
-    async fn forward(&self, command: Command, addr: String) -> Result<WriteOutcome, CallError> {
+    /// Forwards one command to the leader at `addr`, giving up at
+    /// `deadline` whatever stage it is at (queued, waiting for a free
+    /// connection, or sent).
+    async fn forward(
+        &self,
+        command: Command,
+        addr: String,
+        deadline: Instant,
+    ) -> Result<WriteOutcome, CallError> {
+        let started = Instant::now();
         let (reply, outcome) = oneshot::channel();
         let job = ForwardJob {
             command,
             addr: addr.clone(),
+            deadline,
             reply,
         };
-        let gone = || CallError::Connect {
+        let not_sent = |reason: &str| CallError::Connect {
             addr: addr.clone(),
-            reason: "the node is shutting down".into(),
+            reason: reason.into(),
         };
-        self.jobs.send(job).await.map_err(|_| gone())?;
-        outcome.await.map_err(|_| gone())?
+        match tokio::time::timeout_at(deadline.into(), self.jobs.send(job)).await {
+            Ok(Ok(())) => {}
+            Ok(Err(_)) => return Err(not_sent("the node is shutting down")),
+            Err(_) => {
+                return Err(not_sent(
+                    "the forwarding queue stayed full until the deadline",
+                ))
+            }
+        }
+        match tokio::time::timeout_at(deadline.into(), outcome).await {
+            Ok(Ok(result)) => result,
+            Ok(Err(_)) => Err(not_sent("the node is shutting down")),
+            // Queued or sent: from here the outcome is unknown.
+            Err(_) => Err(CallError::Timeout {
+                addr,
+                after: deadline.saturating_duration_since(started),
+            }),
+        }
     }
 }
 
 /// Packs queued jobs into `Write` RPCs: whatever queued up while earlier RPCs
 /// were in flight goes out together, so batches grow with load and a lone
 /// write is not delayed.
-async fn run_forwarder(
-    mut rx: mpsc::Receiver<ForwardJob>,
-    client: Arc<ClusterClient>,
-    rpc_timeout: Duration,
-) {
+async fn run_forwarder(mut rx: mpsc::Receiver<ForwardJob>, client: Arc<ClusterClient>) {
     let in_flight = Arc::new(Semaphore::new(MAX_FORWARDS_IN_FLIGHT));
     while let Some(first) = rx.recv().await {
         let Ok(permit) = in_flight.clone().acquire_owned().await else {
@@ -253,37 +277,43 @@ async fn run_forwarder(
                 Err(_) => break,
             }
         }
+        // Jobs whose caller gave up while they waited for a connection are
+        // not sent at all: nobody would learn their outcome.
+        let now = Instant::now();
+        let (batch, expired): (Vec<_>, Vec<_>) = batch.into_iter().partition(|j| j.deadline > now);
+        for job in expired {
+            let _ = job.reply.send(Err(CallError::Connect {
+                addr: job.addr,
+                reason: "not sent: the deadline passed while it was queued".into(),
+            }));
+        }
+        if batch.is_empty() {
+            continue;
+        }
         // Around a leader change the queue may name two leaders.
         let addr = batch[0].addr.clone();
         let (same, other): (Vec<_>, Vec<_>) = batch.into_iter().partition(|j| j.addr == addr);
         for job in other {
             // Rare: send those alone rather than delay the batch.
             let client = client.clone();
-            tokio::spawn(send_batch(
-                client,
-                job.addr.clone(),
-                vec![job],
-                rpc_timeout,
-                None,
-            ));
+            tokio::spawn(send_batch(client, job.addr.clone(), vec![job], None));
         }
-        tokio::spawn(send_batch(
-            client.clone(),
-            addr,
-            same,
-            rpc_timeout,
-            Some(permit),
-        ));
+        tokio::spawn(send_batch(client.clone(), addr, same, Some(permit)));
     }
 }
 
+/// Sends one batch; the RPC lasts no longer than the latest deadline in it
+/// (each caller stops waiting at its own).
 async fn send_batch(
     client: Arc<ClusterClient>,
     addr: String,
     jobs: Vec<ForwardJob>,
-    rpc_timeout: Duration,
     _permit: Option<tokio::sync::OwnedSemaphorePermit>,
 ) {
+    let latest = jobs.iter().map(|j| j.deadline).max();
+    let rpc_timeout = latest.map_or(Duration::ZERO, |d| {
+        d.saturating_duration_since(Instant::now())
+    });
     metrics::counter!("session_raft_forwarded_writes_total").increment(jobs.len() as u64);
     metrics::histogram!("session_raft_forward_batch_size").record(jobs.len() as f64);
     let (commands, replies): (Vec<_>, Vec<_>) =
@@ -439,7 +469,11 @@ impl Shared {
                     }
                 }
                 Some((id, Some(addr))) => {
-                    match self.forwarder.forward(command.clone(), addr).await {
+                    match self
+                        .forwarder
+                        .forward(command.clone(), addr, deadline)
+                        .await
+                    {
                         Ok(WriteOutcome::Done(result)) => return result,
                         Ok(WriteOutcome::NotLeader { leader }) => {
                             last_problem = format!("node {id} is no longer the leader");
@@ -536,6 +570,12 @@ impl Shared {
         match self.read_mode {
             ReadMode::Local => Ok(self.reader.get(id, now)),
             ReadMode::Session => {
+                if !self.lease.allows_local_reads() {
+                    // Cut off (or a leader without its majority): what this
+                    // member holds may miss a logout; only the leader knows.
+                    metrics::counter!("session_raft_reads_without_lease_total").increment(1);
+                    return self.load_from_leader(id, token, now).await;
+                }
                 if self.wait_applied(token.index, self.read_wait).await {
                     return Ok(self.reader.get(id, now));
                 }
@@ -567,14 +607,18 @@ impl Shared {
         now: UnixMillis,
     ) -> Result<Option<Arc<SessionRecord>>, StoreError> {
         let behind = || {
-            StoreError::unavailable(
-                RETRY_SOON,
+            let reason = if self.lease.allows_local_reads() {
                 format!(
                     "this node has applied {} but the client has seen {}",
                     self.reader.applied_index(),
                     token.index
-                ),
-            )
+                )
+            } else {
+                "this node has not heard from a leader backed by a majority within its read \
+                 lease, and no leader answered"
+                    .to_owned()
+            };
+            StoreError::unavailable(RETRY_SOON, reason)
         };
         let Some((leader, Some(addr))) = self.leader() else {
             return Err(behind());
@@ -605,6 +649,12 @@ impl Shared {
         token: ConsistencyToken,
         now: UnixMillis,
     ) -> Response {
+        if !self.lease.allows_local_reads() {
+            return Response::Unavailable(format!(
+                "node {} has not heard from a majority within its read lease",
+                self.node_id
+            ));
+        }
         // Short wait: the asking follower has already waited its share.
         if self.wait_applied(token.index, self.read_wait / 2).await {
             Response::Load(self.reader.get(&id, now).map(|r| (*r).clone()))

@@ -311,6 +311,7 @@ async fn cut_off_node_cannot_commit_and_serves_no_stale_reads() {
     assert_eq!(value_of(&seen), 1);
 
     cluster.cut(cut);
+    let cut_at = Instant::now();
 
     // The majority goes on.
     let mut changes = ChangeSet::default();
@@ -354,14 +355,19 @@ async fn cut_off_node_cannot_commit_and_serves_no_stale_reads() {
             other => panic!("unexpected read result {other:?}"),
         }
     }
-    // Without a token it may serve what it has (session consistency).
+    // Once its read lease has run out (twice the election timeout of 900
+    // ms), it serves nothing from its own state, not even without a token,
+    // since that state may miss a logout.
+    tokio::time::sleep_until((cut_at + Duration::from_millis(1_800 + 200)).into()).await;
     let local = cluster
         .node(cut)
         .store()
         .load(&id, ConsistencyToken::NONE, now())
-        .await
-        .unwrap();
-    assert!(local.is_some());
+        .await;
+    assert!(
+        matches!(local, Err(StoreError::Unavailable { .. })),
+        "a cut-off member served from its own state: {local:?}"
+    );
 
     cluster.heal(cut);
     let record = eventually(
@@ -821,4 +827,83 @@ async fn a_peer_address_leading_to_the_wrong_member_is_refused_not_fatal() {
     }
     node1.shutdown().await.expect("node 1 stops cleanly");
     node3.shutdown().await.expect("node 3 stops cleanly");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_cut_off_member_stops_serving_a_logged_out_session_within_its_lease() {
+    const LEASE: Duration = Duration::from_secs(1);
+    let cluster = TestCluster::start(3, false, |c| {
+        c.with_read_lease(LEASE)
+            .with_read_wait(Duration::from_millis(300))
+    })
+    .await;
+    let (leader, followers) = cluster.followers(LEADER_WAIT).await;
+    let cut = followers[0];
+    let id = new_id();
+    let created = cluster
+        .node(leader)
+        .store()
+        .create(&id, new_session(1))
+        .await
+        .unwrap();
+    let seen = cluster
+        .node(cut)
+        .store()
+        .load(&id, created.token, now())
+        .await
+        .unwrap();
+    assert!(seen.is_some());
+
+    cluster.cut(cut);
+    let cut_at = Instant::now();
+    // Logout, committed by the majority.
+    cluster.node(leader).store().delete(&id).await.unwrap();
+
+    // The cut member answers from its old state (the session, still logged
+    // in) only until its lease runs out; then it refuses.
+    let refused_after = eventually(LEASE * 3, "the cut-off member refuses reads", || async {
+        match cluster
+            .node(cut)
+            .store()
+            .load(&id, ConsistencyToken::NONE, now())
+            .await
+        {
+            Err(StoreError::Unavailable { .. }) => Some(cut_at.elapsed()),
+            Ok(Some(_)) => None,
+            other => panic!("unexpected read result {other:?}"),
+        }
+    })
+    .await;
+    // The load itself may wait `read_wait` for a leader that never answers.
+    assert!(
+        refused_after <= LEASE + Duration::from_millis(300) + Duration::from_millis(500),
+        "served a logged-out session {refused_after:?} after the cut (lease {LEASE:?})"
+    );
+    for _ in 0..3 {
+        let again = cluster
+            .node(cut)
+            .store()
+            .load(&id, ConsistencyToken::NONE, now())
+            .await;
+        assert!(
+            matches!(again, Err(StoreError::Unavailable { .. })),
+            "{again:?}"
+        );
+    }
+
+    // Healed, it hears from the leader again and knows the logout.
+    cluster.heal(cut);
+    eventually(Duration::from_secs(10), "the logout reaches it", || async {
+        matches!(
+            cluster
+                .node(cut)
+                .store()
+                .load(&id, ConsistencyToken::NONE, now())
+                .await,
+            Ok(None)
+        )
+        .then_some(())
+    })
+    .await;
+    cluster.shutdown().await;
 }

@@ -18,6 +18,8 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use parking_lot::Mutex;
+pub mod http_fault;
+
 use session_core::{Clock, MeshTag, NewSession, SessionData, SessionId};
 use session_raft::{MeshDirectory, NodeConfig, RaftNode, Role};
 use tokio::net::{TcpListener, TcpStream};
@@ -112,7 +114,7 @@ impl Proxy {
         }
     }
 
-    fn set_target(&self, to: SocketAddr) {
+    pub fn set_target(&self, to: SocketAddr) {
         *self.target.lock() = Some(to);
     }
 }
