@@ -68,6 +68,9 @@ impl std::fmt::Debug for ClusterSecret {
     }
 }
 
+/// Default of [`NodeConfig::max_rpc_bytes`].
+pub(crate) const DEFAULT_MAX_RPC_BYTES: usize = 64 << 20;
+
 /// Configuration of one cluster member. Build with [`NodeConfig::new`] and the
 /// `with_*` setters; every field is public for callers that prefer struct
 /// update syntax.
@@ -164,7 +167,7 @@ impl NodeConfig {
             expiry_interval: Duration::from_secs(30),
             read_wait: Duration::from_secs(2),
             write_timeout: Duration::from_secs(5),
-            max_rpc_bytes: 64 << 20,
+            max_rpc_bytes: DEFAULT_MAX_RPC_BYTES,
             max_snapshot_bytes: 1 << 30,
             max_sessions: None,
             clock: Clock::system(),

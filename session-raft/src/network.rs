@@ -369,7 +369,7 @@ impl ClusterClient {
         let answer = self
             .post(pool, target, addr, RPC_PATH, body, timeout)
             .await?;
-        rpc::decode(&answer).map_err(|e| CallError::BadAnswer {
+        rpc::decode(&answer, self.max_answer_bytes).map_err(|e| CallError::BadAnswer {
             addr: addr.to_owned(),
             reason: e.to_string(),
         })
@@ -397,7 +397,7 @@ impl ClusterClient {
                 timeout,
             )
             .await?;
-        rpc::decode(&answer).map_err(|e| CallError::BadAnswer {
+        rpc::decode(&answer, self.max_answer_bytes).map_err(|e| CallError::BadAnswer {
             addr: addr.to_owned(),
             reason: e.to_string(),
         })

@@ -285,7 +285,7 @@ async fn handle(
         }
     };
     if path == SNAPSHOT_PATH {
-        return match rpc::decode::<SnapshotTransfer>(&body) {
+        return match rpc::decode::<SnapshotTransfer>(&body, limit) {
             Ok(transfer) => answer(&node.install_snapshot(transfer).await),
             Err(e) => {
                 tracing::warn!(%peer, error = %e, "refused malformed snapshot");
@@ -293,7 +293,7 @@ async fn handle(
             }
         };
     }
-    match rpc::decode::<Request>(&body) {
+    match rpc::decode::<Request>(&body, limit) {
         Ok(request) => {
             let kind = request.kind();
             tracing::trace!(%peer, kind, "cluster request");
