@@ -1,6 +1,7 @@
 //! Raft-replicated session store (work in progress).
 
 pub mod admin;
+mod append_split;
 mod bincode_limit;
 pub mod command;
 mod config;

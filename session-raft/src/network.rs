@@ -33,6 +33,7 @@ use openraft::errors::{
 use openraft::network::{RPCOption, RPCTypes};
 use openraft::{RaftNetworkFactory, RaftNetworkV2};
 
+use crate::append_split;
 use crate::rpc::{
     self, Request, Response, SnapshotReply, SnapshotTransfer, TransferLeaderRequest,
     TransferLeaderResponse, CONTENT_TYPE as BINCODE, RPC_PATH, SNAPSHOT_PATH, TARGET_HEADER,
@@ -410,12 +411,19 @@ pub(crate) struct NetworkFactory {
     node_id: NodeId,
     /// Shared HTTP clients.
     client: Arc<ClusterClient>,
+    /// Peers' RPC body limit (every member has the same `max_rpc_bytes`):
+    /// larger AppendEntries are split (see [`crate::append_split`]).
+    max_rpc_bytes: usize,
 }
 
 impl NetworkFactory {
     /// A factory whose clients all share `client`'s pools.
-    pub(crate) fn new(node_id: NodeId, client: Arc<ClusterClient>) -> Self {
-        Self { node_id, client }
+    pub(crate) fn new(node_id: NodeId, client: Arc<ClusterClient>, max_rpc_bytes: usize) -> Self {
+        Self {
+            node_id,
+            client,
+            max_rpc_bytes,
+        }
     }
 
     fn peer(&self, target: NodeId, node: &Node, pool: Pool) -> PeerNetwork {
@@ -425,6 +433,7 @@ impl NetworkFactory {
             addr: node.addr.clone(),
             pool,
             client: self.client.clone(),
+            max_rpc_bytes: self.max_rpc_bytes,
         }
     }
 }
@@ -457,9 +466,26 @@ pub(crate) struct PeerNetwork {
     pool: Pool,
     /// Shared HTTP clients.
     client: Arc<ClusterClient>,
+    /// The peer's RPC body limit.
+    max_rpc_bytes: usize,
 }
 
 impl PeerNetwork {
+    /// Sends one AppendEntries that fits the peer's body limit.
+    async fn append_part(
+        &self,
+        rpc: AppendEntriesRequest,
+        option: &RPCOption,
+    ) -> Result<AppendEntriesResponse, RPCError<TypeConfig>> {
+        match self
+            .raft_call(Request::AppendEntries(rpc), RPCTypes::AppendEntries, option)
+            .await?
+        {
+            Response::AppendEntries(response) => Ok(response),
+            other => Err(unexpected(other)),
+        }
+    }
+
     /// Sends a Raft message and maps failures to what openraft expects.
     async fn raft_call(
         &self,
@@ -506,17 +532,14 @@ impl RaftNetworkV2<TypeConfig> for PeerNetwork {
         rpc: AppendEntriesRequest,
         option: RPCOption,
     ) -> Result<AppendEntriesResponse, RPCError<TypeConfig>> {
-        match self
-            .raft_call(
-                Request::AppendEntries(rpc),
-                RPCTypes::AppendEntries,
-                &option,
-            )
-            .await?
-        {
-            Response::AppendEntries(response) => Ok(response),
-            other => Err(unexpected(other)),
+        let mut parts = append_split::split(rpc, self.max_rpc_bytes);
+        if parts.len() == 1 {
+            if let Some(whole) = parts.pop() {
+                return self.append_part(whole, &option).await;
+            }
         }
+        let this = &*self;
+        append_split::send_parts(parts, |part| this.append_part(part, &option)).await
     }
 
     async fn vote(

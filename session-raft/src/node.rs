@@ -442,7 +442,7 @@ impl RaftNode {
             config.max_snapshot_bytes.max(config.max_rpc_bytes),
             tls.as_ref(),
         ));
-        let network = NetworkFactory::new(config.node_id, client.clone());
+        let network = NetworkFactory::new(config.node_id, client.clone(), config.max_rpc_bytes);
         let raft = Raft::new(
             config.node_id,
             raft_config,
