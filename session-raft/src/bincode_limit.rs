@@ -8,6 +8,11 @@
 //! the limit as a value and run bincode with the smallest power of two at or
 //! above it: a hostile length prefix can then make bincode allocate at most
 //! about twice the limit the caller named, never the 2^60 bytes it claims.
+//!
+//! bincode counts what a value takes in memory, not on the wire: a `u64`
+//! claims 8 bytes however short its varint, a `u128` 16. So the limit of
+//! bytes that are all there is [`CLAIMS_PER_BYTE`] times their length, and
+//! [`decode_slice`] never allows more than that for the slice it is given.
 
 use std::io::Read;
 
@@ -17,6 +22,9 @@ use serde::de::DeserializeOwned;
 const MIN_LIMIT_LOG2: u32 = 12;
 /// Largest bincode limit used (4 GiB).
 const MAX_LIMIT_LOG2: u32 = 32;
+
+/// Most bincode claims per encoded byte (a one-byte varint `u128`).
+pub(crate) const CLAIMS_PER_BYTE: usize = 16;
 
 /// The standard configuration (varint integers, little endian) with a limit.
 /// Encoding ignores the limit, so every limit encodes the same bytes.
@@ -74,7 +82,6 @@ fn slice_with<T: DeserializeOwned, const LIMIT: usize>(
     bincode::serde::decode_from_slice(bytes, config::<LIMIT>())
 }
 
-#[allow(dead_code)]
 fn read_with<T: DeserializeOwned, const LIMIT: usize>(
     reader: &mut dyn Read,
 ) -> Result<T, bincode::error::DecodeError> {
@@ -82,18 +89,21 @@ fn read_with<T: DeserializeOwned, const LIMIT: usize>(
     bincode::serde::decode_from_std_read(&mut { reader }, config::<LIMIT>())
 }
 
-/// Decodes one value from the start of `bytes`, allocating for no length
-/// prefix beyond (about twice) `limit`; returns it and the bytes used.
+/// Decodes one value from the start of `bytes`, which came under a bound of
+/// `limit` bytes; returns it and the bytes used. No length prefix may claim
+/// more than the bytes there are could hold (see the module docs), so a
+/// hostile one is refused before anything is allocated for it.
 pub(crate) fn decode_slice<T: DeserializeOwned>(
     bytes: &[u8],
     limit: usize,
 ) -> Result<(T, usize), bincode::error::DecodeError> {
-    with_limit!(limit, slice_with, bytes)
+    let claims = limit.min(bytes.len()).saturating_mul(CLAIMS_PER_BYTE);
+    with_limit!(claims, slice_with, bytes)
 }
 
 /// Decodes one value from `reader` (reading no further than it), allocating
-/// for no length prefix beyond (about twice) `limit`.
-#[allow(dead_code)] // the snapshot reader uses it (next commit)
+/// for no length prefix beyond (about twice) `limit` claimed bytes; callers
+/// that know `n` bytes are left pass `n * CLAIMS_PER_BYTE`.
 pub(crate) fn decode_read<T: DeserializeOwned>(
     reader: &mut dyn Read,
     limit: usize,

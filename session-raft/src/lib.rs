@@ -18,6 +18,7 @@ mod node;
 mod proptests;
 mod rpc;
 mod server;
+mod snapshot_transfer;
 mod status;
 mod store;
 mod tls;

@@ -35,30 +35,46 @@ use openraft::{RaftNetworkFactory, RaftNetworkV2};
 
 use crate::append_split;
 use crate::rpc::{
-    self, Request, Response, SnapshotReply, SnapshotTransfer, TransferLeaderRequest,
+    self, Request, Response, SnapshotOffer, SnapshotReply, TransferLeaderRequest,
     TransferLeaderResponse, CONTENT_TYPE as BINCODE, RPC_PATH, SNAPSHOT_PATH, TARGET_HEADER,
 };
+use crate::snapshot_transfer::{self, SnapshotBody};
 use crate::tls::{self, TlsConnector, TlsSetup};
 use crate::types::{
     AppendEntriesRequest, AppendEntriesResponse, Node, NodeId, Snapshot, SnapshotData,
     SnapshotResponse, TypeConfig, Vote, VoteRequest, VoteResponse,
 };
 
-/// A pooled HTTP/1 client sending `Full<Bytes>` bodies, plain or over TLS.
+/// A pooled HTTP/1 client sending `B` bodies (`Full<Bytes>` for messages, a
+/// streamed [`SnapshotBody`] for snapshots), plain or over TLS.
 ///
 /// An enum rather than one client over an enum of streams: the plain variant
 /// then runs exactly the code it ran before TLS existed, and the only cost of
 /// TLS being possible is this match once per request (not per read or write).
-#[derive(Clone)]
-enum HttpClient {
+enum HttpClient<B = Full<Bytes>> {
     /// Plain HTTP (the default).
-    Plain(Client<HttpConnector, Full<Bytes>>),
+    Plain(Client<HttpConnector, B>),
     /// HTTPS with this member's certificate (see [`crate::tls`]).
-    Tls(Client<TlsConnector, Full<Bytes>>),
+    Tls(Client<TlsConnector, B>),
 }
 
-impl HttpClient {
-    fn request(&self, request: http::Request<Full<Bytes>>) -> ResponseFuture {
+// By hand: a derive would ask for `B: Clone`, which a streamed body is not.
+impl<B> Clone for HttpClient<B> {
+    fn clone(&self) -> Self {
+        match self {
+            HttpClient::Plain(client) => HttpClient::Plain(client.clone()),
+            HttpClient::Tls(client) => HttpClient::Tls(client.clone()),
+        }
+    }
+}
+
+impl<B> HttpClient<B>
+where
+    B: hyper::body::Body + Send + Unpin + 'static,
+    B::Data: Send,
+    B::Error: Into<Box<dyn std::error::Error + Send + Sync>>,
+{
+    fn request(&self, request: http::Request<B>) -> ResponseFuture {
         match self {
             HttpClient::Plain(client) => client.request(request),
             HttpClient::Tls(client) => client.request(request),
@@ -144,8 +160,8 @@ pub(crate) struct ClusterClient {
     replication: HttpClient,
     /// Heartbeats only (see the module docs).
     heartbeat: HttpClient,
-    /// Snapshot transfers only.
-    snapshot: HttpClient,
+    /// Snapshot transfers only, streamed.
+    snapshot: HttpClient<SnapshotBody>,
     /// `Bearer <hex secret>`, or `None` in insecure mode.
     authorization: Option<HeaderValue>,
     /// Largest answer accepted.
@@ -189,11 +205,16 @@ pub(crate) fn authorization_value(secret: &[u8]) -> String {
     text
 }
 
-fn http_client(
+fn http_client<B>(
     connect_timeout: Duration,
     outbound_ip: Option<IpAddr>,
     tls: Option<&TlsSetup>,
-) -> HttpClient {
+) -> HttpClient<B>
+where
+    B: hyper::body::Body + Send + Unpin + 'static,
+    B::Data: Send,
+    B::Error: Into<Box<dyn std::error::Error + Send + Sync>>,
+{
     let mut connector = HttpConnector::new();
     connector.set_local_address(outbound_ip);
     // Raft messages are small and latency-bound: no Nagle delay.
@@ -259,11 +280,33 @@ impl ClusterClient {
         let client = match pool {
             Pool::Replication => &self.replication,
             Pool::Heartbeat => &self.heartbeat,
-            Pool::Snapshot => &self.snapshot,
+            // Snapshots go through `send_snapshot`; a message sent with this
+            // pool takes the general one.
+            Pool::Snapshot => &self.replication,
         };
+        let body = Full::new(Bytes::from(body));
+        self.post_body(client, target, addr, path, body, timeout)
+            .await
+    }
+
+    /// POSTs `body` through `client`; see [`Self::post`].
+    async fn post_body<B>(
+        &self,
+        client: &HttpClient<B>,
+        target: Option<NodeId>,
+        addr: &str,
+        path: &str,
+        body: B,
+        timeout: Duration,
+    ) -> Result<Bytes, CallError>
+    where
+        B: hyper::body::Body + Send + Unpin + 'static,
+        B::Data: Send,
+        B::Error: Into<Box<dyn std::error::Error + Send + Sync>>,
+    {
         let mut request = http::Request::post(format!("{}://{addr}{path}", self.scheme))
             .header(CONTENT_TYPE, BINCODE)
-            .body(Full::new(Bytes::from(body)))
+            .body(body)
             .map_err(|e| CallError::Connect {
                 addr: addr.to_owned(),
                 reason: format!("bad peer address: {e}"),
@@ -376,21 +419,22 @@ impl ClusterClient {
         })
     }
 
-    /// Sends a full snapshot and decodes the reply.
+    /// Streams a full snapshot and decodes the reply.
     async fn send_snapshot(
         &self,
         target: NodeId,
         addr: &str,
-        transfer: &SnapshotTransfer,
+        offer: &SnapshotOffer,
+        data: SnapshotData,
         timeout: Duration,
     ) -> Result<SnapshotReply, CallError> {
-        let body = rpc::encode(transfer).map_err(|e| CallError::Connect {
+        let body = snapshot_transfer::body(offer, data).map_err(|e| CallError::Connect {
             addr: addr.to_owned(),
             reason: e.to_string(),
         })?;
         let answer = self
-            .post(
-                Pool::Snapshot,
+            .post_body(
+                &self.snapshot,
                 Some(target),
                 addr,
                 SNAPSHOT_PATH,
@@ -577,15 +621,14 @@ impl RaftNetworkV2<TypeConfig> for PeerNetwork {
         cancel: impl Future<Output = ReplicationClosed> + Send + 'static,
         option: RPCOption,
     ) -> Result<SnapshotResponse, StreamingError<TypeConfig>> {
-        let transfer = SnapshotTransfer {
+        let offer = SnapshotOffer {
             vote,
             meta: snapshot.meta,
-            data: snapshot.snapshot.to_vec(),
         };
         let timeout = option.soft_ttl();
-        let send = self
-            .client
-            .send_snapshot(self.target, &self.addr, &transfer, timeout);
+        let send =
+            self.client
+                .send_snapshot(self.target, &self.addr, &offer, snapshot.snapshot, timeout);
         let reply = tokio::select! {
             closed = cancel => return Err(StreamingError::Closed(closed)),
             reply = send => reply,

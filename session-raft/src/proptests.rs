@@ -22,7 +22,7 @@ use session_core::{
 };
 
 use crate::command::Command;
-use crate::rpc::{self, Request, Response, SnapshotReply, SnapshotTransfer, WriteOutcome};
+use crate::rpc::{self, Request, Response, SnapshotOffer, SnapshotReply, WriteOutcome};
 use crate::snapshot;
 use crate::types::{EntryPayload, LogId, StoredMembership, TypeConfig};
 
@@ -184,7 +184,7 @@ fn all_rpc_decoders(bytes: &[u8]) {
     let _ = crate::decode_cluster_request(bytes);
     let _ = rpc::decode::<Request>(bytes, RPC_LIMIT);
     let _ = rpc::decode::<Response>(bytes, RPC_LIMIT);
-    let _ = rpc::decode::<SnapshotTransfer>(bytes, RPC_LIMIT);
+    let _ = rpc::decode::<SnapshotOffer>(bytes, RPC_LIMIT);
     let _ = rpc::decode::<SnapshotReply>(bytes, RPC_LIMIT);
 }
 

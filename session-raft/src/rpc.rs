@@ -194,18 +194,17 @@ pub(crate) enum Response {
     Status(Box<ClusterStatus>),
 }
 
-/// A full snapshot as sent to a follower.
-#[derive(Debug, Serialize, Deserialize)]
-pub(crate) struct SnapshotTransfer {
+/// What precedes a full snapshot sent to a follower (see
+/// [`crate::snapshot_transfer`] for the body around it).
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub(crate) struct SnapshotOffer {
     /// The leader's vote; the follower refuses snapshots of stale leaders.
     pub(crate) vote: Vote,
     /// Last included log id and membership.
     pub(crate) meta: SnapshotMeta,
-    /// The encoded state machine.
-    pub(crate) data: Vec<u8>,
 }
 
-/// Answer to a [`SnapshotTransfer`].
+/// Answer to a snapshot transfer.
 #[derive(Debug, Serialize, Deserialize)]
 pub(crate) enum SnapshotReply {
     /// Installed (or refused because of a newer vote, which the response says).

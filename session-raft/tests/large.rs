@@ -64,3 +64,53 @@ async fn a_burst_of_large_sessions_commits_despite_the_body_limit() {
     }
     cluster.shutdown().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_snapshot_larger_than_the_rpc_limit_reaches_a_lagging_member() {
+    let mut cluster = TestCluster::start(3, true, |c| {
+        c.with_max_rpc_bytes(MAX_RPC_BYTES).with_snapshot_every(20)
+    })
+    .await;
+    let (leader, followers) = cluster.followers(LEADER_WAIT).await;
+    let lagging = followers[0];
+    cluster.stop_node(lagging).await;
+    // 60 sessions of 20 KiB: a snapshot of over 1 MiB, four times the limit.
+    let store = cluster.node(leader).store();
+    let mut written = Vec::new();
+    for i in 0..60u64 {
+        let id = new_id();
+        let committed = store.create(&id, big_session(i, 20 << 10)).await.unwrap();
+        written.push((id, i, committed));
+    }
+    eventually(
+        Duration::from_secs(10),
+        "leader snapshots and purges",
+        || async {
+            let status = cluster.node(leader).status();
+            (status.snapshot_index.unwrap_or(0) > 40).then_some(())
+        },
+    )
+    .await;
+    cluster.start_node(lagging).await;
+    let last = written.last().unwrap().2.token;
+    eventually(
+        Duration::from_secs(20),
+        "lagging member catches up",
+        || async { (cluster.node(lagging).store().applied_index() >= last.0).then_some(()) },
+    )
+    .await;
+    let status = cluster.node(lagging).status();
+    assert!(status.snapshot_index.unwrap_or(0) > 40, "{status:?}");
+    let reader = cluster.node(lagging).store();
+    for (id, i, committed) in &written {
+        let record = reader
+            .load(id, committed.token, now())
+            .await
+            .unwrap()
+            .unwrap();
+        assert_eq!(value_of(&record), *i);
+    }
+    // And the cluster serves writes.
+    store.create(&new_id(), new_session(1)).await.unwrap();
+    cluster.shutdown().await;
+}

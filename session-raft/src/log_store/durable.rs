@@ -25,10 +25,10 @@ fn encode<T: Serialize>(value: &T) -> io::Result<Vec<u8>> {
     bincode::serde::encode_to_vec(value, bincode_limit::encode_config()).map_err(io::Error::other)
 }
 
-/// Decodes a stored value. No length prefix inside it may claim more bytes
-/// than the value has (a stored entry cannot hold a longer string than is
-/// stored for it), so a corrupt prefix is refused before bincode allocates
-/// for it.
+/// Decodes a stored value. No length prefix inside it may claim more than
+/// the value's own bytes could hold (a stored entry cannot hold a longer
+/// string than is stored for it), so a corrupt prefix is refused before
+/// bincode allocates for it.
 fn decode<T: DeserializeOwned>(bytes: &[u8], what: &str) -> io::Result<T> {
     match bincode_limit::decode_slice(bytes, bytes.len()) {
         Ok((value, used)) if used == bytes.len() => Ok(value),
