@@ -71,6 +71,12 @@ impl std::fmt::Debug for ClusterSecret {
     }
 }
 
+/// Default of [`NodeConfig::max_rpc_bytes`].
+pub(crate) const DEFAULT_MAX_RPC_BYTES: usize = 64 << 20;
+
+/// Smallest accepted [`NodeConfig::max_rpc_bytes`].
+const MIN_RPC_BYTES: usize = 64 << 10;
+
 /// Configuration of one cluster member. Build with [`NodeConfig::new`] and the
 /// `with_*` setters; every field is public for callers that prefer struct
 /// update syntax.
@@ -180,7 +186,7 @@ impl NodeConfig {
             read_lease: None,
             expiry_clock_bound: Duration::from_secs(300),
             write_timeout: Duration::from_secs(5),
-            max_rpc_bytes: 64 << 20,
+            max_rpc_bytes: DEFAULT_MAX_RPC_BYTES,
             max_snapshot_bytes: 1 << 30,
             max_sessions: None,
             clock: Clock::system(),
@@ -342,6 +348,24 @@ impl NodeConfig {
         self
     }
 
+    /// Sets the largest accepted RPC body (append entries, forwarded writes).
+    ///
+    /// Give every member the same value: a leader splits its AppendEntries
+    /// to fit its own limit, assuming the followers have it too. A single
+    /// log entry (one session write) must fit in it.
+    pub fn with_max_rpc_bytes(mut self, bytes: usize) -> Self {
+        self.max_rpc_bytes = bytes;
+        self
+    }
+
+    /// Sets the largest accepted snapshot transfer; a larger one is refused
+    /// while it arrives. Snapshots stream through files, so this bounds
+    /// disk use, not memory.
+    pub fn with_max_snapshot_bytes(mut self, bytes: usize) -> Self {
+        self.max_snapshot_bytes = bytes;
+        self
+    }
+
     /// Caps the number of sessions the replicated map holds.
     ///
     /// Policy, the same as `MemoryStore`'s `max_sessions`: a create that
@@ -421,6 +445,14 @@ impl NodeConfig {
         }
         if self.snapshot_every == 0 {
             return Err("snapshot_every must be positive".into());
+        }
+        // AppendEntries are split to fit the body limit, but no split makes
+        // room for a single entry, and a body has some fixed overhead.
+        if self.max_rpc_bytes < MIN_RPC_BYTES {
+            return Err(format!(
+                "max_rpc_bytes {} is below the {MIN_RPC_BYTES} bytes a cluster message may need",
+                self.max_rpc_bytes
+            ));
         }
         if let Some(directory) = &self.mesh_directory {
             // Without its own tag a node would mint untagged ids and could

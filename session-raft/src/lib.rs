@@ -1,6 +1,8 @@
 //! Raft-replicated session store (work in progress).
 
 pub mod admin;
+mod append_split;
+mod bincode_limit;
 pub mod command;
 mod config;
 pub mod log_store;
@@ -17,6 +19,7 @@ mod node;
 mod proptests;
 mod rpc;
 mod server;
+mod snapshot_transfer;
 mod status;
 mod store;
 mod tls;
@@ -34,13 +37,14 @@ pub use tls::ClusterTls;
 pub use types::Raft;
 
 /// Decodes a cluster-port request body exactly as a node's server does
-/// (bincode, length-limited, trailing bytes refused) and drops it: the
+/// (bincode, length-limited to the default `max_rpc_bytes`, trailing bytes
+/// refused) and drops it: the
 /// request's kind, or the error the server would answer `400` with.
 ///
 /// Nodes never need this; it is public so that fuzzers (see `fuzz/`) and
 /// hostile-input tests reach the real decoder without a running node.
 pub fn decode_cluster_request(body: &[u8]) -> Result<&'static str, String> {
-    rpc::decode::<rpc::Request>(body)
+    rpc::decode::<rpc::Request>(body, config::DEFAULT_MAX_RPC_BYTES)
         .map(|request| request.kind())
         .map_err(|e| e.to_string())
 }

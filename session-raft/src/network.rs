@@ -33,33 +33,50 @@ use openraft::errors::{
 use openraft::network::{RPCOption, RPCTypes};
 use openraft::{RaftNetworkFactory, RaftNetworkV2};
 
+use crate::append_split;
 use crate::lease::ReadLease;
 use crate::rpc::{
-    self, Request, Response, SnapshotReply, SnapshotTransfer, TransferLeaderRequest,
+    self, Request, Response, SnapshotOffer, SnapshotReply, TransferLeaderRequest,
     TransferLeaderResponse, CONTENT_TYPE as BINCODE, REFUSED_UNREAD_HEADER, RPC_PATH,
     SNAPSHOT_PATH, TARGET_HEADER,
 };
+use crate::snapshot_transfer::{self, SnapshotBody};
 use crate::tls::{self, TlsConnector, TlsSetup};
 use crate::types::{
     AppendEntriesRequest, AppendEntriesResponse, Node, NodeId, Snapshot, SnapshotData,
     SnapshotResponse, TypeConfig, Vote, VoteRequest, VoteResponse,
 };
 
-/// A pooled HTTP/1 client sending `Full<Bytes>` bodies, plain or over TLS.
+/// A pooled HTTP/1 client sending `B` bodies (`Full<Bytes>` for messages, a
+/// streamed [`SnapshotBody`] for snapshots), plain or over TLS.
 ///
 /// An enum rather than one client over an enum of streams: the plain variant
 /// then runs exactly the code it ran before TLS existed, and the only cost of
 /// TLS being possible is this match once per request (not per read or write).
-#[derive(Clone)]
-enum HttpClient {
+enum HttpClient<B = Full<Bytes>> {
     /// Plain HTTP (the default).
-    Plain(Client<HttpConnector, Full<Bytes>>),
+    Plain(Client<HttpConnector, B>),
     /// HTTPS with this member's certificate (see [`crate::tls`]).
-    Tls(Client<TlsConnector, Full<Bytes>>),
+    Tls(Client<TlsConnector, B>),
 }
 
-impl HttpClient {
-    fn request(&self, request: http::Request<Full<Bytes>>) -> ResponseFuture {
+// By hand: a derive would ask for `B: Clone`, which a streamed body is not.
+impl<B> Clone for HttpClient<B> {
+    fn clone(&self) -> Self {
+        match self {
+            HttpClient::Plain(client) => HttpClient::Plain(client.clone()),
+            HttpClient::Tls(client) => HttpClient::Tls(client.clone()),
+        }
+    }
+}
+
+impl<B> HttpClient<B>
+where
+    B: hyper::body::Body + Send + Unpin + 'static,
+    B::Data: Send,
+    B::Error: Into<Box<dyn std::error::Error + Send + Sync>>,
+{
+    fn request(&self, request: http::Request<B>) -> ResponseFuture {
         match self {
             HttpClient::Plain(client) => client.request(request),
             HttpClient::Tls(client) => client.request(request),
@@ -160,8 +177,8 @@ pub(crate) struct ClusterClient {
     replication: HttpClient,
     /// Heartbeats only (see the module docs).
     heartbeat: HttpClient,
-    /// Snapshot transfers only.
-    snapshot: HttpClient,
+    /// Snapshot transfers only, streamed.
+    snapshot: HttpClient<SnapshotBody>,
     /// `Bearer <hex secret>`, or `None` in insecure mode.
     authorization: Option<HeaderValue>,
     /// Largest answer accepted.
@@ -205,11 +222,16 @@ pub(crate) fn authorization_value(secret: &[u8]) -> String {
     text
 }
 
-fn http_client(
+fn http_client<B>(
     connect_timeout: Duration,
     outbound_ip: Option<IpAddr>,
     tls: Option<&TlsSetup>,
-) -> HttpClient {
+) -> HttpClient<B>
+where
+    B: hyper::body::Body + Send + Unpin + 'static,
+    B::Data: Send,
+    B::Error: Into<Box<dyn std::error::Error + Send + Sync>>,
+{
     let mut connector = HttpConnector::new();
     connector.set_local_address(outbound_ip);
     // Raft messages are small and latency-bound: no Nagle delay.
@@ -275,11 +297,33 @@ impl ClusterClient {
         let client = match pool {
             Pool::Replication => &self.replication,
             Pool::Heartbeat => &self.heartbeat,
-            Pool::Snapshot => &self.snapshot,
+            // Snapshots go through `send_snapshot`; a message sent with this
+            // pool takes the general one.
+            Pool::Snapshot => &self.replication,
         };
+        let body = Full::new(Bytes::from(body));
+        self.post_body(client, target, addr, path, body, timeout)
+            .await
+    }
+
+    /// POSTs `body` through `client`; see [`Self::post`].
+    async fn post_body<B>(
+        &self,
+        client: &HttpClient<B>,
+        target: Option<NodeId>,
+        addr: &str,
+        path: &str,
+        body: B,
+        timeout: Duration,
+    ) -> Result<Bytes, CallError>
+    where
+        B: hyper::body::Body + Send + Unpin + 'static,
+        B::Data: Send,
+        B::Error: Into<Box<dyn std::error::Error + Send + Sync>>,
+    {
         let mut request = http::Request::post(format!("{}://{addr}{path}", self.scheme))
             .header(CONTENT_TYPE, BINCODE)
-            .body(Full::new(Bytes::from(body)))
+            .body(body)
             .map_err(|e| CallError::Connect {
                 addr: addr.to_owned(),
                 reason: format!("bad peer address: {e}"),
@@ -397,27 +441,28 @@ impl ClusterClient {
         let answer = self
             .post(pool, target, addr, RPC_PATH, body, timeout)
             .await?;
-        rpc::decode(&answer).map_err(|e| CallError::BadAnswer {
+        rpc::decode(&answer, self.max_answer_bytes).map_err(|e| CallError::BadAnswer {
             addr: addr.to_owned(),
             reason: e.to_string(),
         })
     }
 
-    /// Sends a full snapshot and decodes the reply.
+    /// Streams a full snapshot and decodes the reply.
     async fn send_snapshot(
         &self,
         target: NodeId,
         addr: &str,
-        transfer: &SnapshotTransfer,
+        offer: &SnapshotOffer,
+        data: SnapshotData,
         timeout: Duration,
     ) -> Result<SnapshotReply, CallError> {
-        let body = rpc::encode(transfer).map_err(|e| CallError::Connect {
+        let body = snapshot_transfer::body(offer, data).map_err(|e| CallError::Connect {
             addr: addr.to_owned(),
             reason: e.to_string(),
         })?;
         let answer = self
-            .post(
-                Pool::Snapshot,
+            .post_body(
+                &self.snapshot,
                 Some(target),
                 addr,
                 SNAPSHOT_PATH,
@@ -425,7 +470,7 @@ impl ClusterClient {
                 timeout,
             )
             .await?;
-        rpc::decode(&answer).map_err(|e| CallError::BadAnswer {
+        rpc::decode(&answer, self.max_answer_bytes).map_err(|e| CallError::BadAnswer {
             addr: addr.to_owned(),
             reason: e.to_string(),
         })
@@ -440,14 +485,23 @@ pub(crate) struct NetworkFactory {
     client: Arc<ClusterClient>,
     /// This member's read lease: appends carry its quorum age.
     lease: Arc<ReadLease>,
+    /// Peers' RPC body limit (every member has the same `max_rpc_bytes`):
+    /// larger AppendEntries are split (see [`crate::append_split`]).
+    max_rpc_bytes: usize,
 }
 
 impl NetworkFactory {
     /// A factory whose clients all share `client`'s pools.
-    pub(crate) fn new(node_id: NodeId, client: Arc<ClusterClient>, lease: Arc<ReadLease>) -> Self {
+    pub(crate) fn new(
+        node_id: NodeId,
+        client: Arc<ClusterClient>,
+        max_rpc_bytes: usize,
+        lease: Arc<ReadLease>,
+    ) -> Self {
         Self {
             node_id,
             client,
+            max_rpc_bytes,
             lease,
         }
     }
@@ -460,6 +514,7 @@ impl NetworkFactory {
             pool,
             client: self.client.clone(),
             lease: self.lease.clone(),
+            max_rpc_bytes: self.max_rpc_bytes,
         }
     }
 }
@@ -494,9 +549,33 @@ pub(crate) struct PeerNetwork {
     client: Arc<ClusterClient>,
     /// This member's read lease (for the quorum age appends carry).
     lease: Arc<ReadLease>,
+    /// The peer's RPC body limit.
+    max_rpc_bytes: usize,
 }
 
 impl PeerNetwork {
+    /// Sends one AppendEntries that fits the peer's body limit.
+    async fn append_part(
+        &self,
+        rpc: AppendEntriesRequest,
+        option: &RPCOption,
+    ) -> Result<AppendEntriesResponse, RPCError<TypeConfig>> {
+        match self
+            .raft_call(
+                Request::LeasedAppendEntries {
+                    rpc,
+                    quorum_age_ms: self.lease.quorum_age_ms(),
+                },
+                RPCTypes::AppendEntries,
+                option,
+            )
+            .await?
+        {
+            Response::AppendEntries(response) => Ok(response),
+            other => Err(unexpected(other)),
+        }
+    }
+
     /// Sends a Raft message and maps failures to what openraft expects.
     async fn raft_call(
         &self,
@@ -543,20 +622,14 @@ impl RaftNetworkV2<TypeConfig> for PeerNetwork {
         rpc: AppendEntriesRequest,
         option: RPCOption,
     ) -> Result<AppendEntriesResponse, RPCError<TypeConfig>> {
-        match self
-            .raft_call(
-                Request::LeasedAppendEntries {
-                    rpc,
-                    quorum_age_ms: self.lease.quorum_age_ms(),
-                },
-                RPCTypes::AppendEntries,
-                &option,
-            )
-            .await?
-        {
-            Response::AppendEntries(response) => Ok(response),
-            other => Err(unexpected(other)),
+        let mut parts = append_split::split(rpc, self.max_rpc_bytes);
+        if parts.len() == 1 {
+            if let Some(whole) = parts.pop() {
+                return self.append_part(whole, &option).await;
+            }
         }
+        let this = &*self;
+        append_split::send_parts(parts, |part| this.append_part(part, &option)).await
     }
 
     async fn vote(
@@ -594,15 +667,14 @@ impl RaftNetworkV2<TypeConfig> for PeerNetwork {
         cancel: impl Future<Output = ReplicationClosed> + Send + 'static,
         option: RPCOption,
     ) -> Result<SnapshotResponse, StreamingError<TypeConfig>> {
-        let transfer = SnapshotTransfer {
+        let offer = SnapshotOffer {
             vote,
             meta: snapshot.meta,
-            data: snapshot.snapshot.to_vec(),
         };
         let timeout = option.soft_ttl();
-        let send = self
-            .client
-            .send_snapshot(self.target, &self.addr, &transfer, timeout);
+        let send =
+            self.client
+                .send_snapshot(self.target, &self.addr, &offer, snapshot.snapshot, timeout);
         let reply = tokio::select! {
             closed = cancel => return Err(StreamingError::Closed(closed)),
             reply = send => reply,

@@ -37,7 +37,7 @@ use crate::lease::ReadLease;
 use crate::log_store::LogStore;
 use crate::mesh::MeshDirectory;
 use crate::network::{authorization_value, ClusterClient, NetworkFactory};
-use crate::rpc::{Request, Response, SnapshotReply, SnapshotTransfer};
+use crate::rpc::{Request, Response, SnapshotReply};
 use crate::server::{self, ServerConfig, ServerHandle};
 use crate::state_machine::{SessionReader, StateMachineStore};
 use crate::status::ClusterStatus;
@@ -204,35 +204,22 @@ impl Shared {
         }
     }
 
-    /// Installs a snapshot streamed by the leader.
-    pub(crate) async fn install_snapshot(&self, transfer: SnapshotTransfer) -> SnapshotReply {
-        // openraft treats a state machine that fails to install a snapshot as a
-        // storage fault and stops the node, so check the bytes (header,
-        // checksum, decode, metadata) before handing them over: a corrupt
-        // transfer is refused, and the node keeps running.
-        let data = bytes::Bytes::from(transfer.data);
-        let meta = transfer.meta;
-        let checked = {
-            let (meta, data) = (meta.clone(), data.clone());
-            tokio::task::spawn_blocking(move || crate::snapshot::verify(&meta, &data)).await
-        };
-        match checked {
-            Ok(Ok(())) => {}
-            Ok(Err(e)) => {
-                tracing::warn!(error = %e, "refusing a snapshot that does not verify");
-                return SnapshotReply::Unavailable(format!("snapshot rejected: {e}"));
-            }
-            Err(e) => return SnapshotReply::Unavailable(format!("snapshot check failed: {e}")),
-        }
+    /// Installs a snapshot streamed by the leader, already spooled to a
+    /// file and verified (see [`crate::snapshot_transfer::receive`]):
+    /// openraft treats a state machine that fails to install a snapshot as
+    /// a storage fault and stops the node, so a corrupt transfer must be
+    /// refused before it gets here.
+    pub(crate) async fn install_snapshot(
+        &self,
+        vote: crate::types::Vote,
+        meta: crate::types::SnapshotMeta,
+        data: crate::types::SnapshotData,
+    ) -> SnapshotReply {
         let snapshot = Snapshot {
             meta,
             snapshot: data,
         };
-        match self
-            .raft
-            .install_full_snapshot(transfer.vote, snapshot)
-            .await
-        {
+        match self.raft.install_full_snapshot(vote, snapshot).await {
             Ok(response) => SnapshotReply::Installed(response),
             Err(e) => SnapshotReply::Unavailable(e.to_string()),
         }
@@ -456,7 +443,12 @@ impl RaftNode {
             tls.as_ref(),
         ));
         let lease = Arc::new(ReadLease::new(config.effective_read_lease()));
-        let network = NetworkFactory::new(config.node_id, client.clone(), lease.clone());
+        let network = NetworkFactory::new(
+            config.node_id,
+            client.clone(),
+            config.max_rpc_bytes,
+            lease.clone(),
+        );
         let raft = Raft::new(
             config.node_id,
             raft_config,
@@ -495,6 +487,10 @@ impl RaftNode {
                     .map(|s| authorization_value(s).into_bytes()),
                 max_rpc_bytes: config.max_rpc_bytes,
                 max_snapshot_bytes: config.max_snapshot_bytes,
+                spool_dir: config
+                    .data_dir
+                    .as_ref()
+                    .map_or_else(std::env::temp_dir, |dir| dir.join("state")),
                 tls: tls.map(|tls| tls.acceptor),
             },
         );

@@ -22,7 +22,7 @@ use session_core::{
 };
 
 use crate::command::Command;
-use crate::rpc::{self, Request, Response, SnapshotReply, SnapshotTransfer, WriteOutcome};
+use crate::rpc::{self, Request, Response, SnapshotOffer, SnapshotReply, WriteOutcome};
 use crate::snapshot;
 use crate::types::{EntryPayload, LogId, StoredMembership, TypeConfig};
 
@@ -177,12 +177,15 @@ fn framed(payload: &[u8]) -> Vec<u8> {
     bytes
 }
 
+/// The body limit frames are decoded under (the default `max_rpc_bytes`).
+const RPC_LIMIT: usize = 64 << 20;
+
 fn all_rpc_decoders(bytes: &[u8]) {
     let _ = crate::decode_cluster_request(bytes);
-    let _ = rpc::decode::<Request>(bytes);
-    let _ = rpc::decode::<Response>(bytes);
-    let _ = rpc::decode::<SnapshotTransfer>(bytes);
-    let _ = rpc::decode::<SnapshotReply>(bytes);
+    let _ = rpc::decode::<Request>(bytes, RPC_LIMIT);
+    let _ = rpc::decode::<Response>(bytes, RPC_LIMIT);
+    let _ = rpc::decode::<SnapshotOffer>(bytes, RPC_LIMIT);
+    let _ = rpc::decode::<SnapshotReply>(bytes, RPC_LIMIT);
 }
 
 proptest! {
@@ -197,13 +200,13 @@ proptest! {
     fn write_batches_round_trip(commands in proptest::collection::vec(command(), 0..8)) {
         let bytes = rpc::encode(&Request::Write(commands.clone())).unwrap();
         prop_assert_eq!(crate::decode_cluster_request(&bytes), Ok("write"));
-        match rpc::decode::<Request>(&bytes) {
+        match rpc::decode::<Request>(&bytes, RPC_LIMIT) {
             Ok(Request::Write(decoded)) => prop_assert_eq!(decoded, commands),
             other => prop_assert!(false, "decoded {other:?}"),
         }
         let mesh = Request::MeshWrite { command: Command::ExpireBefore { now: 7 }, budget_ms: 9 };
         let bytes = rpc::encode(&mesh).unwrap();
-        let decoded = rpc::decode::<Request>(&bytes);
+        let decoded = rpc::decode::<Request>(&bytes, RPC_LIMIT);
         prop_assert!(
             matches!(
                 decoded,
@@ -217,7 +220,7 @@ proptest! {
     #[test]
     fn write_outcomes_round_trip(outcomes in proptest::collection::vec(outcome(), 0..8)) {
         let bytes = rpc::encode(&Response::Write(outcomes.clone())).unwrap();
-        match rpc::decode::<Response>(&bytes) {
+        match rpc::decode::<Response>(&bytes, RPC_LIMIT) {
             Ok(Response::Write(decoded)) => prop_assert_eq!(decoded, outcomes),
             other => prop_assert!(false, "decoded {other:?}"),
         }

@@ -8,14 +8,15 @@
 //! reads and admin calls share [`RPC_PATH`].
 //!
 //! Decoding is defensive: a body has a size limit (checked while it arrives,
-//! see [`crate::server`]), bincode refuses length prefixes beyond that limit
-//! before allocating, and trailing bytes are an error. Bad input yields a
-//! [`DecodeError`], never a panic.
+//! see [`crate::server`]), bincode refuses length prefixes beyond that same
+//! limit before allocating (see [`crate::bincode_limit`]), and trailing bytes
+//! are an error. Bad input yields a [`DecodeError`], never a panic.
 
 use serde::de::DeserializeOwned;
 use serde::{Deserialize, Serialize};
 use session_core::{ConsistencyToken, SessionId, SessionRecord, StoreError, UnixMillis};
 
+use crate::bincode_limit;
 use crate::command::Command;
 use crate::status::ClusterStatus;
 use crate::types::{
@@ -45,11 +46,6 @@ pub(crate) const TARGET_HEADER: &str = "x-raft-sessions-to";
 pub(crate) const REFUSED_UNREAD_HEADER: &str = "x-raft-sessions-refused";
 /// Content type of every body.
 pub(crate) const CONTENT_TYPE: &str = "application/x-raft-sessions-bincode";
-
-/// Upper bound bincode enforces on any single decode (lengths inside a body
-/// are checked against it before allocation). The HTTP layer enforces the
-/// configured, usually smaller, body limits.
-const DECODE_LIMIT: usize = 2 << 30;
 
 /// Transfer-leader request as openraft defines it.
 pub(crate) type TransferLeaderRequest =
@@ -213,18 +209,17 @@ pub(crate) enum Response {
     Status(Box<ClusterStatus>),
 }
 
-/// A full snapshot as sent to a follower.
-#[derive(Debug, Serialize, Deserialize)]
-pub(crate) struct SnapshotTransfer {
+/// What precedes a full snapshot sent to a follower (see
+/// [`crate::snapshot_transfer`] for the body around it).
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub(crate) struct SnapshotOffer {
     /// The leader's vote; the follower refuses snapshots of stale leaders.
     pub(crate) vote: Vote,
     /// Last included log id and membership.
     pub(crate) meta: SnapshotMeta,
-    /// The encoded state machine.
-    pub(crate) data: Vec<u8>,
 }
 
-/// Answer to a [`SnapshotTransfer`].
+/// Answer to a snapshot transfer.
 #[derive(Debug, Serialize, Deserialize)]
 pub(crate) enum SnapshotReply {
     /// Installed (or refused because of a newer vote, which the response says).
@@ -243,20 +238,19 @@ pub(crate) struct DecodeError(String);
 #[error("could not encode message: {0}")]
 pub(crate) struct EncodeError(String);
 
-/// bincode configuration shared by every message.
-fn config() -> impl bincode::config::Config {
-    bincode::config::standard().with_limit::<DECODE_LIMIT>()
-}
-
 /// Encodes a message.
 pub(crate) fn encode<T: Serialize>(message: &T) -> Result<Vec<u8>, EncodeError> {
-    bincode::serde::encode_to_vec(message, config()).map_err(|e| EncodeError(e.to_string()))
+    bincode::serde::encode_to_vec(message, bincode_limit::encode_config())
+        .map_err(|e| EncodeError(e.to_string()))
 }
 
 /// Decodes a whole body into one message; trailing bytes are an error.
-pub(crate) fn decode<T: DeserializeOwned>(body: &[u8]) -> Result<T, DecodeError> {
-    let (message, read) = bincode::serde::decode_from_slice::<T, _>(body, config())
-        .map_err(|e| DecodeError(e.to_string()))?;
+///
+/// `limit` is the body limit of the path the body came on: no length prefix
+/// inside it may claim more, since a body that size could not have held it.
+pub(crate) fn decode<T: DeserializeOwned>(body: &[u8], limit: usize) -> Result<T, DecodeError> {
+    let (message, read) =
+        bincode_limit::decode_slice::<T>(body, limit).map_err(|e| DecodeError(e.to_string()))?;
     if read != body.len() {
         return Err(DecodeError(format!(
             "{} trailing bytes after the message",
@@ -270,6 +264,9 @@ pub(crate) fn decode<T: DeserializeOwned>(body: &[u8]) -> Result<T, DecodeError>
 mod tests {
     use super::*;
 
+    /// The body limit the tests decode under (the default `max_rpc_bytes`).
+    const LIMIT: usize = 64 << 20;
+
     #[test]
     fn requests_round_trip() {
         let id = SessionId::generate(None).unwrap();
@@ -278,7 +275,7 @@ mod tests {
             Command::ExpireBefore { now: 42 },
         ]);
         let bytes = encode(&request).unwrap();
-        match decode::<Request>(&bytes).unwrap() {
+        match decode::<Request>(&bytes, LIMIT).unwrap() {
             Request::Write(commands) => {
                 assert_eq!(commands[0], Command::Delete { id });
                 assert_eq!(commands[1], Command::ExpireBefore { now: 42 });
@@ -295,12 +292,12 @@ mod tests {
             &b"\x04\xfd\xff\xff\xff\xff\xff\xff\xff\x7f"[..],
             &[0x7f; 64][..],
         ] {
-            assert!(decode::<Request>(body).is_err());
+            assert!(decode::<Request>(body, LIMIT).is_err());
         }
         // A valid message followed by junk is refused too.
         let mut bytes = encode(&Request::ReadIndex).unwrap();
         bytes.push(0);
-        assert!(decode::<Request>(&bytes).is_err());
+        assert!(decode::<Request>(&bytes, LIMIT).is_err());
     }
 
     #[test]
@@ -309,6 +306,22 @@ mod tests {
         let mut bytes = vec![4u8];
         bytes.push(0xfd);
         bytes.extend_from_slice(&(1u64 << 60).to_le_bytes());
-        assert!(decode::<Request>(&bytes).is_err());
+        assert!(decode::<Request>(&bytes, LIMIT).is_err());
+    }
+
+    #[test]
+    fn a_claim_beyond_the_body_limit_is_refused_before_allocating() {
+        // AddLearner whose address claims 1 GiB: under the old fixed 2 GiB
+        // limit bincode allocated that much before finding the body short.
+        let mut bytes = encode(&Request::AddLearner {
+            id: 7,
+            addr: String::new(),
+        })
+        .unwrap();
+        bytes.pop();
+        bytes.push(0xfc);
+        bytes.extend_from_slice(&(1u32 << 30).to_le_bytes());
+        let refused = decode::<Request>(&bytes, 1 << 20).unwrap_err();
+        assert!(refused.to_string().contains("LimitExceeded"), "{refused}");
     }
 }

@@ -30,8 +30,9 @@ use tokio::task::JoinSet;
 
 use crate::node::Shared;
 use crate::rpc::{
-    self, Request, SnapshotTransfer, REFUSED_UNREAD_HEADER, RPC_PATH, SNAPSHOT_PATH, TARGET_HEADER,
+    self, Request, SnapshotReply, REFUSED_UNREAD_HEADER, RPC_PATH, SNAPSHOT_PATH, TARGET_HEADER,
 };
+use crate::snapshot_transfer::{self, ReceiveError};
 
 /// What the server needs besides the node.
 pub(crate) struct ServerConfig {
@@ -41,8 +42,13 @@ pub(crate) struct ServerConfig {
     pub(crate) expected_authorization: Option<Vec<u8>>,
     /// Body limit of [`RPC_PATH`].
     pub(crate) max_rpc_bytes: usize,
-    /// Body limit of [`SNAPSHOT_PATH`].
+    /// Body limit of [`SNAPSHOT_PATH`] (besides the offer in front, bound
+    /// by `max_rpc_bytes`).
     pub(crate) max_snapshot_bytes: usize,
+    /// Where arriving snapshots are spooled: the state directory (so that
+    /// installing copies within one file system), or the system's temporary
+    /// directory for an in-memory node.
+    pub(crate) spool_dir: std::path::PathBuf,
     /// TLS (see [`crate::tls`]): when set, connections are accepted only
     /// after a handshake with a client certificate from the cluster's CA.
     pub(crate) tls: Option<tokio_rustls::TlsAcceptor>,
@@ -282,7 +288,9 @@ async fn handle(
             }
         }
     }
-    let path = request.uri().path().to_owned();
+    if request.uri().path() == SNAPSHOT_PATH {
+        return receive_snapshot(request.into_body(), peer, node, config).await;
+    }
     let body = match Limited::new(request.into_body(), limit).collect().await {
         Ok(body) => body.to_bytes(),
         Err(e) => {
@@ -298,16 +306,7 @@ async fn handle(
             return refuse(StatusCode::BAD_REQUEST, format!("could not read body: {e}"));
         }
     };
-    if path == SNAPSHOT_PATH {
-        return match rpc::decode::<SnapshotTransfer>(&body) {
-            Ok(transfer) => answer(&node.install_snapshot(transfer).await),
-            Err(e) => {
-                tracing::warn!(%peer, error = %e, "refused malformed snapshot");
-                refuse(StatusCode::BAD_REQUEST, e.to_string())
-            }
-        };
-    }
-    match rpc::decode::<Request>(&body) {
+    match rpc::decode::<Request>(&body, limit) {
         Ok(request) => {
             let kind = request.kind();
             tracing::trace!(%peer, kind, "cluster request");
@@ -316,6 +315,41 @@ async fn handle(
         Err(e) => {
             tracing::warn!(%peer, error = %e, "refused malformed cluster request");
             refuse(StatusCode::BAD_REQUEST, e.to_string())
+        }
+    }
+}
+
+/// Spools, verifies and installs a snapshot streamed by the leader (see
+/// [`crate::snapshot_transfer`]). A corrupt one is refused and the node
+/// keeps running; a body over the limit is a `413`.
+async fn receive_snapshot(
+    body: Incoming,
+    peer: SocketAddr,
+    node: &Shared,
+    config: &ServerConfig,
+) -> http::Response<Full<Bytes>> {
+    let received = snapshot_transfer::receive(
+        body,
+        config.max_rpc_bytes,
+        config.max_snapshot_bytes,
+        &config.spool_dir,
+    )
+    .await;
+    match received {
+        Ok((offer, data)) => answer(&node.install_snapshot(offer.vote, offer.meta, data).await),
+        Err(e @ ReceiveError::TooLarge { .. }) => {
+            tracing::warn!(%peer, error = %e, "refused oversized snapshot");
+            refuse(StatusCode::PAYLOAD_TOO_LARGE, e.to_string())
+        }
+        Err(e @ (ReceiveError::Malformed(_) | ReceiveError::Body(_))) => {
+            tracing::warn!(%peer, error = %e, "refused malformed snapshot");
+            refuse(StatusCode::BAD_REQUEST, e.to_string())
+        }
+        Err(e) => {
+            // Corrupt (or this node cannot spool it): refused, and the
+            // leader tries again later.
+            tracing::warn!(%peer, error = %e, "refusing a snapshot");
+            answer(&SnapshotReply::Unavailable(e.to_string()))
         }
     }
 }

@@ -2,13 +2,15 @@
 //! session map, builds and installs snapshots.
 //!
 //! The map lives in memory only; durability comes from snapshots (bincode
-//! files, written with fsync and atomic rename, see [`crate::snapshot`]) plus
+//! files, streamed out with fsync and atomic rename, see [`crate::snapshot`]
+//! and [`snapshots`], which also says why a failed build is not fatal) plus
 //! the durable Raft log: on restart openraft installs the last snapshot and
 //! re-applies the committed log after it. So apply never touches the disk.
 //!
 //! [`Command`]: crate::command::Command
 
 mod map;
+mod snapshots;
 
 use std::io;
 use std::path::Path;
@@ -16,9 +18,7 @@ use std::sync::Arc;
 
 use futures::{Stream, TryStreamExt as _};
 use openraft::storage::{EntryResponder, RaftStateMachine};
-use openraft::{EntryPayload, RaftSnapshotBuilder};
-use parking_lot::Mutex;
-use session_core::{SessionId, SessionRecord};
+use openraft::EntryPayload;
 
 use crate::command::CommandResponse;
 use crate::snapshot::{self, SnapshotDir};
@@ -26,17 +26,8 @@ use crate::types::{LogId, Snapshot, SnapshotData, SnapshotMeta, StoredMembership
 
 use map::SessionMap;
 pub use map::SessionReader;
-
-/// The snapshot openraft last built or installed, shared between the state
-/// machine and its snapshot builders (which finish on another task).
-#[derive(Debug, Default)]
-struct CurrentSnapshot {
-    /// Meta and bytes; locked only briefly.
-    snapshot: Mutex<Option<(SnapshotMeta, SnapshotData)>>,
-    /// Serializes snapshot file writes, held across the (slow) write so that
-    /// `get_current_snapshot` never waits for the disk.
-    write: Mutex<()>,
-}
+use snapshots::CurrentSnapshot;
+pub use snapshots::SnapshotBuilder;
 
 /// The session state machine. Construct with [`StateMachineStore::open`]
 /// (snapshots on disk) or [`StateMachineStore::in_memory`], take a
@@ -72,8 +63,8 @@ impl StateMachineStore {
     pub fn open(dir: &Path) -> io::Result<Self> {
         let snapshot_dir = SnapshotDir::open(dir)?;
         let mut store = Self::in_memory();
-        if let Some(bytes) = snapshot_dir.read()? {
-            let contents = snapshot::decode(&bytes).map_err(|e| {
+        if let Some(data) = snapshot_dir.read()? {
+            let contents = snapshot::read(&data).map_err(|e| {
                 io::Error::new(
                     io::ErrorKind::InvalidData,
                     format!("snapshot file in {}: {e}", dir.display()),
@@ -86,7 +77,7 @@ impl StateMachineStore {
             store
                 .map
                 .publish_applied(store.last_applied.map_or(0, |id| id.index));
-            *store.current.snapshot.lock() = Some((meta, SnapshotData::from(bytes)));
+            store.current.set(meta, data);
         }
         store.dir = Some(snapshot_dir);
         Ok(store)
@@ -101,33 +92,6 @@ impl StateMachineStore {
     pub fn last_applied(&self) -> Option<LogId> {
         self.last_applied
     }
-}
-
-/// Makes `(meta, data)` the current snapshot, writing it to `dir` first,
-/// unless a newer one is already current (a slow build finishing after an
-/// install must not put the file back to an older position, whose log may
-/// already be purged). Holds the lock across the write so that file and
-/// memory always agree; blocking, so call it from a blocking thread.
-fn store_current(
-    current: &CurrentSnapshot,
-    dir: Option<&SnapshotDir>,
-    meta: &SnapshotMeta,
-    data: &SnapshotData,
-) -> io::Result<()> {
-    let _writing = current.write.lock();
-    let newer_exists = current
-        .snapshot
-        .lock()
-        .as_ref()
-        .is_some_and(|(existing, _)| existing.last_log_id > meta.last_log_id);
-    if newer_exists {
-        return Ok(());
-    }
-    if let Some(dir) = dir {
-        dir.write(data)?;
-    }
-    *current.snapshot.lock() = Some((meta.clone(), data.clone()));
-    Ok(())
 }
 
 impl RaftStateMachine<TypeConfig> for StateMachineStore {
@@ -166,6 +130,16 @@ impl RaftStateMachine<TypeConfig> for StateMachineStore {
         Ok(())
     }
 
+    async fn try_create_snapshot_builder(&mut self, force: bool) -> Option<SnapshotBuilder> {
+        // After a failed build, policy-driven builds wait a while (see
+        // [`snapshots`]); a build openraft needs (`force`) never waits.
+        if !force && self.current.deferring() {
+            tracing::debug!("snapshot build deferred after a recent failure");
+            return None;
+        }
+        Some(self.get_snapshot_builder().await)
+    }
+
     async fn get_snapshot_builder(&mut self) -> Self::SnapshotBuilder {
         // Called with `&mut self`, so no apply runs while the view is taken:
         // it is consistent with `last_applied`.
@@ -183,24 +157,10 @@ impl RaftStateMachine<TypeConfig> for StateMachineStore {
         meta: &SnapshotMeta,
         snapshot: SnapshotData,
     ) -> Result<(), io::Error> {
-        let expected = meta.clone();
-        let (contents, snapshot) = tokio::task::spawn_blocking(move || {
-            let contents = snapshot::decode(&snapshot)?;
-            if contents.last_applied != expected.last_log_id
-                || contents.last_membership != expected.last_membership
-            {
-                return Err(snapshot::SnapshotError::Mismatch);
-            }
-            Ok((contents, snapshot))
-        })
-        .await
-        .map_err(io::Error::other)??;
-        // Saved before the map changes: once installed, openraft may purge the
-        // log the snapshot covers, so the file must already be there.
         let (current, dir, stored_meta) =
             (Arc::clone(&self.current), self.dir.clone(), meta.clone());
-        tokio::task::spawn_blocking(move || {
-            store_current(&current, dir.as_ref(), &stored_meta, &snapshot)
+        let contents = tokio::task::spawn_blocking(move || {
+            snapshots::install(&current, dir.as_ref(), &stored_meta, snapshot)
         })
         .await
         .map_err(io::Error::other)??;
@@ -213,59 +173,6 @@ impl RaftStateMachine<TypeConfig> for StateMachineStore {
     }
 
     async fn get_current_snapshot(&mut self) -> Result<Option<Snapshot>, io::Error> {
-        Ok(self
-            .current
-            .snapshot
-            .lock()
-            .as_ref()
-            .map(|(meta, data)| Snapshot {
-                meta: meta.clone(),
-                snapshot: data.clone(),
-            }))
-    }
-}
-
-/// Builds a snapshot from a view of the map taken at one log position; runs
-/// off the apply path (openraft drives it on its own task), and does the
-/// encoding and file writing on a blocking thread.
-#[derive(Debug)]
-pub struct SnapshotBuilder {
-    last_applied: Option<LogId>,
-    last_membership: StoredMembership,
-    records: Vec<(SessionId, Arc<SessionRecord>)>,
-    current: Arc<CurrentSnapshot>,
-    dir: Option<SnapshotDir>,
-}
-
-impl RaftSnapshotBuilder<TypeConfig> for SnapshotBuilder {
-    type SnapshotData = SnapshotData;
-
-    async fn build_snapshot(&mut self) -> Result<Snapshot, io::Error> {
-        let meta = SnapshotMeta {
-            last_log_id: self.last_applied,
-            last_membership: self.last_membership.clone(),
-        };
-        let records = std::mem::take(&mut self.records);
-        let (current, dir, stored_meta) =
-            (Arc::clone(&self.current), self.dir.clone(), meta.clone());
-        let data = tokio::task::spawn_blocking(move || -> io::Result<SnapshotData> {
-            let bytes = snapshot::encode(
-                &stored_meta.last_log_id,
-                &stored_meta.last_membership,
-                &records,
-            )?;
-            // Release the shared records before the write, so that apply stops
-            // copying records only this snapshot still holds.
-            drop(records);
-            let data = SnapshotData::from(bytes);
-            store_current(&current, dir.as_ref(), &stored_meta, &data)?;
-            Ok(data)
-        })
-        .await
-        .map_err(io::Error::other)??;
-        Ok(Snapshot {
-            meta,
-            snapshot: data,
-        })
+        Ok(self.current.get())
     }
 }

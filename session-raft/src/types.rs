@@ -47,8 +47,9 @@ pub type Membership = openraft::Membership<NodeId, Node>;
 pub type StoredMembership = openraft::alias::StoredMembershipOf<TypeConfig>;
 
 /// Snapshot payload as handed between the state machine and the network: the
-/// encoded snapshot file (see [`crate::state_machine`]), cheap to clone.
-pub type SnapshotData = bytes::Bytes;
+/// encoded snapshot, in a file (or in memory for `--ephemeral`), cheap to
+/// clone and read in chunks (see [`crate::snapshot`]).
+pub type SnapshotData = crate::snapshot::SnapshotData;
 /// Snapshot metadata: last included log id and membership.
 pub type SnapshotMeta = openraft::alias::SnapshotMetaOf<TypeConfig>;
 /// A snapshot: metadata and payload.

@@ -11,6 +11,7 @@ use redb::{Database, Durability, ReadableDatabase as _, ReadableTable as _, Tabl
 use serde::de::DeserializeOwned;
 use serde::Serialize;
 
+use crate::bincode_limit;
 use crate::types::{Entry, LogId, Vote};
 
 const ENTRIES: TableDefinition<u64, &[u8]> = TableDefinition::new("entries");
@@ -20,19 +21,16 @@ const VOTE_KEY: &str = "vote";
 const COMMITTED_KEY: &str = "committed";
 const LAST_PURGED_KEY: &str = "last_purged";
 
-/// Largest value decoded from the database; more means corruption.
-const MAX_VALUE_BYTES: usize = 256 << 20;
-
-fn config() -> impl bincode::config::Config {
-    bincode::config::standard().with_limit::<MAX_VALUE_BYTES>()
-}
-
 fn encode<T: Serialize>(value: &T) -> io::Result<Vec<u8>> {
-    bincode::serde::encode_to_vec(value, config()).map_err(io::Error::other)
+    bincode::serde::encode_to_vec(value, bincode_limit::encode_config()).map_err(io::Error::other)
 }
 
+/// Decodes a stored value. No length prefix inside it may claim more than
+/// the value's own bytes could hold (a stored entry cannot hold a longer
+/// string than is stored for it), so a corrupt prefix is refused before
+/// bincode allocates for it.
 fn decode<T: DeserializeOwned>(bytes: &[u8], what: &str) -> io::Result<T> {
-    match bincode::serde::decode_from_slice(bytes, config()) {
+    match bincode_limit::decode_slice(bytes, bytes.len()) {
         Ok((value, used)) if used == bytes.len() => Ok(value),
         Ok(_) => Err(io::Error::new(
             io::ErrorKind::InvalidData,
@@ -225,5 +223,39 @@ impl DurableLog {
                 .map_err(db_error)?;
             Ok(())
         })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use session_core::{ChangeSet, SessionId};
+
+    use super::*;
+    use crate::command::Command;
+
+    #[test]
+    fn a_stored_entry_claiming_a_huge_key_is_refused_without_allocating() {
+        let mut changes = ChangeSet::default();
+        changes.set("kkkkkkkkkkkkkkkk".into(), vec![1]);
+        let entry = Entry {
+            log_id: openraft::testing::log_id::<crate::types::TypeConfig>(1, 1, 5),
+            payload: openraft::EntryPayload::Normal(Command::Apply {
+                id: SessionId::generate(None).unwrap(),
+                changes,
+                now: 1,
+            }),
+        };
+        let mut bytes = encode(&entry).unwrap();
+        assert!(decode::<Entry>(&bytes, "log entry").is_ok());
+        // The key's length prefix (16) now claims 128 MiB: within the old
+        // fixed 256 MiB limit, which let bincode allocate that much first.
+        let key = b"\x10kkkkkkkkkkkkkkkk";
+        let at = bytes.windows(key.len()).position(|w| w == key).unwrap();
+        let mut claim = vec![0xfd];
+        claim.extend_from_slice(&(1u64 << 27).to_le_bytes());
+        bytes.splice(at..at + 1, claim);
+        let refused = decode::<Entry>(&bytes, "log entry").unwrap_err();
+        assert_eq!(refused.kind(), io::ErrorKind::InvalidData);
+        assert!(refused.to_string().contains("LimitExceeded"), "{refused}");
     }
 }

@@ -1,0 +1,245 @@
+//! The snapshot layout (see the parent module), written and read as a
+//! stream.
+//!
+//! The payload is byte for byte what format version 1 always was (bincode of
+//! `(last_applied, last_membership, records)`, the records a sequence): a
+//! sequence is its count followed by its elements, so writing the count and
+//! then each record is the same as encoding the whole, and files written
+//! before streaming still read.
+
+use std::io::{self, BufReader, BufWriter, Read, Seek, SeekFrom, Write};
+use std::sync::Arc;
+
+use serde::ser::SerializeTuple as _;
+use serde::Serialize;
+use session_core::{SessionId, SessionRecord};
+
+use super::{SnapshotData, SnapshotError};
+use crate::bincode_limit;
+use crate::types::{LogId, SnapshotMeta, StoredMembership};
+
+/// First bytes of every snapshot.
+const MAGIC: &[u8; 8] = b"RSESSNAP";
+/// Version of the payload layout; bump on any incompatible change.
+const FORMAT_VERSION: u32 = 1;
+const HEADER_LEN: usize = 8 + 4 + 8 + 8;
+/// Bound on the encoded log id and membership (a membership lists members'
+/// ids and addresses: kilobytes).
+const POSITION_LIMIT: usize = 1 << 20;
+/// Bound on one record's claims: never more than the bytes left in the
+/// payload could hold, and never more than this (a session beyond 4 GiB is
+/// corruption).
+const MAX_RECORD_BYTES: usize = 1 << 32;
+/// Chunk size of checksum and copy passes.
+const CHUNK: usize = 64 << 10;
+
+/// Decoded snapshot contents.
+#[derive(Debug)]
+pub(crate) struct SnapshotContents {
+    pub(crate) last_applied: Option<LogId>,
+    pub(crate) last_membership: StoredMembership,
+    pub(crate) records: Vec<(SessionId, SessionRecord)>,
+}
+
+impl SnapshotContents {
+    pub(crate) fn meta(&self) -> SnapshotMeta {
+        SnapshotMeta {
+            last_log_id: self.last_applied,
+            last_membership: self.last_membership.clone(),
+        }
+    }
+}
+
+/// FNV-1a, 64 bit, fed in pieces: cheap, dependency-free detection of
+/// corrupted bytes (not a defence against forgery; peers are authenticated
+/// by the cluster secret).
+struct Checksum(u64);
+
+impl Checksum {
+    fn new() -> Self {
+        Self(0xcbf2_9ce4_8422_2325)
+    }
+
+    fn update(&mut self, bytes: &[u8]) {
+        for byte in bytes {
+            self.0 ^= u64::from(*byte);
+            self.0 = self.0.wrapping_mul(0x0000_0100_0000_01b3);
+        }
+    }
+}
+
+/// Passes bytes on while counting and checksumming them.
+struct Summing<W> {
+    inner: W,
+    sum: Checksum,
+    len: u64,
+}
+
+impl<W: Write> Write for Summing<W> {
+    fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
+        let written = self.inner.write(buf)?;
+        self.sum.update(&buf[..written]);
+        self.len += written as u64;
+        Ok(written)
+    }
+
+    fn flush(&mut self) -> io::Result<()> {
+        self.inner.flush()
+    }
+}
+
+/// `(id, record)` serialized as a 2-tuple, like `(SessionId, SessionRecord)`.
+struct Pair<'a>(&'a SessionId, &'a SessionRecord);
+
+impl Serialize for Pair<'_> {
+    fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        let mut tuple = serializer.serialize_tuple(2)?;
+        tuple.serialize_element(self.0)?;
+        tuple.serialize_element(self.1)?;
+        tuple.end()
+    }
+}
+
+fn put<T: Serialize, W: Write>(out: &mut W, value: &T) -> Result<(), SnapshotError> {
+    bincode::serde::encode_into_std_write(value, out, bincode_limit::encode_config())
+        .map(drop)
+        .map_err(|e| match e {
+            bincode::error::EncodeError::Io { inner, .. } => SnapshotError::Io(inner),
+            other => SnapshotError::Encode(other.to_string()),
+        })
+}
+
+/// Writes a snapshot of `records` at the given Raft position to `out`,
+/// which must be empty: the payload streams out record by record, then the
+/// header (length, checksum) is written in front. Blocking.
+pub(crate) fn write<W: Write + Seek + ?Sized>(
+    out: &mut W,
+    last_applied: &Option<LogId>,
+    last_membership: &StoredMembership,
+    records: &[(SessionId, Arc<SessionRecord>)],
+) -> Result<(), SnapshotError> {
+    out.write_all(&[0u8; HEADER_LEN])?;
+    let mut payload = Summing {
+        inner: BufWriter::with_capacity(CHUNK, &mut *out),
+        sum: Checksum::new(),
+        len: 0,
+    };
+    put(&mut payload, last_applied)?;
+    put(&mut payload, last_membership)?;
+    put(&mut payload, &(records.len() as u64))?;
+    for (id, record) in records {
+        put(&mut payload, &Pair(id, record))?;
+    }
+    payload.flush()?;
+    let (sum, len) = (payload.sum.0, payload.len);
+    drop(payload);
+    let mut header = [0u8; HEADER_LEN];
+    header[..8].copy_from_slice(MAGIC);
+    header[8..12].copy_from_slice(&FORMAT_VERSION.to_le_bytes());
+    header[12..20].copy_from_slice(&len.to_le_bytes());
+    header[20..28].copy_from_slice(&sum.to_le_bytes());
+    out.seek(SeekFrom::Start(0))?;
+    out.write_all(&header)?;
+    out.flush()?;
+    Ok(())
+}
+
+/// Checks the header of `data` and returns the payload length.
+fn check_header(data: &SnapshotData) -> Result<(u64, u64), SnapshotError> {
+    let mut header = [0u8; HEADER_LEN];
+    if data.len() < HEADER_LEN as u64 {
+        return Err(SnapshotError::Header(format!(
+            "{} bytes, shorter than the {HEADER_LEN} byte header",
+            data.len()
+        )));
+    }
+    data.reader().read_exact(&mut header)?;
+    if &header[..8] != MAGIC {
+        return Err(SnapshotError::Header(
+            "not a session snapshot (bad magic)".into(),
+        ));
+    }
+    let word = |at: usize| {
+        let mut bytes = [0u8; 8];
+        bytes.copy_from_slice(&header[at..at + 8]);
+        u64::from_le_bytes(bytes)
+    };
+    let version = u32::from_le_bytes([header[8], header[9], header[10], header[11]]);
+    if version != FORMAT_VERSION {
+        return Err(SnapshotError::Header(format!(
+            "format version {version}, expected {FORMAT_VERSION}"
+        )));
+    }
+    let declared_len = word(12);
+    let actual_len = data.len() - HEADER_LEN as u64;
+    if declared_len != actual_len {
+        return Err(SnapshotError::Header(format!(
+            "declared payload length {declared_len}, actual {actual_len}"
+        )));
+    }
+    Ok((declared_len, word(20)))
+}
+
+/// The payload of `data` (after the header), at most `len` bytes.
+fn payload(
+    data: &SnapshotData,
+    len: u64,
+) -> Result<io::Take<super::SnapshotReader>, SnapshotError> {
+    let mut reader = data.reader();
+    io::copy(&mut (&mut reader).take(HEADER_LEN as u64), &mut io::sink())?;
+    Ok(reader.take(len))
+}
+
+/// Bytes not yet decoded from `reader`.
+fn left(reader: &BufReader<io::Take<super::SnapshotReader>>) -> usize {
+    let unread = reader.get_ref().limit() as usize;
+    unread + reader.buffer().len()
+}
+
+fn take<T: serde::de::DeserializeOwned>(
+    reader: &mut BufReader<io::Take<super::SnapshotReader>>,
+    limit: usize,
+) -> Result<T, SnapshotError> {
+    let limit = limit.min(left(reader).saturating_mul(bincode_limit::CLAIMS_PER_BYTE));
+    bincode_limit::decode_read(reader, limit).map_err(|e| SnapshotError::Decode(e.to_string()))
+}
+
+/// Reads and validates a whole snapshot: header, then the checksum over the
+/// payload (one pass), then the records one by one (a second pass). Never
+/// panics; blocking for files.
+pub(crate) fn read(data: &SnapshotData) -> Result<SnapshotContents, SnapshotError> {
+    let (len, expected_sum) = check_header(data)?;
+    let mut sum = Checksum::new();
+    let mut sums = payload(data, len)?;
+    let mut chunk = vec![0u8; CHUNK];
+    loop {
+        let read = sums.read(&mut chunk)?;
+        if read == 0 {
+            break;
+        }
+        sum.update(&chunk[..read]);
+    }
+    if sum.0 != expected_sum {
+        return Err(SnapshotError::Checksum);
+    }
+    let mut reader = BufReader::with_capacity(CHUNK, payload(data, len)?);
+    let last_applied = take(&mut reader, POSITION_LIMIT)?;
+    let last_membership = take(&mut reader, POSITION_LIMIT)?;
+    let count: u64 = take(&mut reader, 16)?;
+    // Grown as records arrive, never sized from the untrusted count.
+    let mut records = Vec::new();
+    for _ in 0..count {
+        records.push(take(&mut reader, MAX_RECORD_BYTES)?);
+    }
+    if left(&reader) != 0 {
+        return Err(SnapshotError::Decode(format!(
+            "{} trailing bytes after the snapshot",
+            left(&reader)
+        )));
+    }
+    Ok(SnapshotContents {
+        last_applied,
+        last_membership,
+        records,
+    })
+}
