@@ -71,6 +71,7 @@ mod transport;
 
 pub use clock::{Clock, UnixMillis};
 pub use cookie::{Key, SameSite};
+pub use expiry::Expiry;
 pub use id::{IdError, MeshTag, SessionId, ID_RANDOM_BYTES, MAX_MESH_TAG_LEN};
 pub use middleware::{SessionLayer, SessionManager};
 pub use record::{data_size, ChangeSet, NewSession, SessionData, SessionRecord, PER_KEY_OVERHEAD};

@@ -22,14 +22,21 @@ use crate::id::SessionId;
 use crate::session::ClientUpdate;
 use crate::store::ConsistencyToken;
 
-/// Which way the client sent its session, so the answer goes the same way.
+/// Which way the client sent its session, so the answer goes the same way
+/// and only that way.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(crate) enum Via {
-    /// Nothing (valid) came in.
+    /// Neither the session header nor a cookie of our name came in.
     Nothing,
-    /// The cookie.
+    /// A cookie of our name that verified.
     Cookie,
-    /// The session header.
+    /// Cookies of our name came in, but none verified (malformed, forged,
+    /// signed with another key): the answer removes it unless it sets a new one.
+    BadCookie,
+    /// The request carried the session header (valid or not, even empty):
+    /// an API client, answered by header only. Its cookie, if any, is
+    /// ignored, so a script that adds the header cannot have the cookie's
+    /// value echoed where `HttpOnly` does not protect it.
     Header,
 }
 
@@ -178,25 +185,27 @@ impl Transport {
     /// The verified id and token the request carries, and how it came.
     pub(crate) fn read(&self, headers: &HeaderMap) -> (Option<(SessionId, ConsistencyToken)>, Via) {
         if let Some(name) = &self.header {
-            let found = headers
-                .get_all(name)
-                .iter()
-                .filter_map(|v| v.to_str().ok())
-                .find_map(|v| self.open_cached(v));
-            if found.is_some() {
+            let mut values = headers.get_all(name).iter().peekable();
+            if values.peek().is_some() {
+                let found = values
+                    .filter_map(|v| v.to_str().ok())
+                    .find_map(|v| self.open_cached(v));
                 return (found, Via::Header);
             }
         }
         // Several cookies may share the name (one per path or domain): take
         // the first that verifies.
+        let mut seen = false;
         let found = headers
             .get_all(COOKIE)
             .iter()
             .flat_map(|v| cookie_values(v.as_bytes(), &self.name))
+            .inspect(|_| seen = true)
             .filter_map(|v| std::str::from_utf8(v).ok())
             .find_map(|v| self.open_cookie_cached(v));
         match found {
             Some(found) => (Some(found), Via::Cookie),
+            None if seen => (None, Via::BadCookie),
             None => (None, Via::Nothing),
         }
     }
@@ -268,18 +277,24 @@ impl Transport {
         now: UnixMillis,
     ) {
         let (cookie, header_value) = match update {
+            // A cookie that did not verify is dead weight the browser would
+            // send forever: tell it to drop it.
+            ClientUpdate::Keep if via == Via::BadCookie => self.removal(),
             ClientUpdate::Keep => return,
             ClientUpdate::Set { expires_at, .. } if expires_at <= now => self.removal(),
             ClientUpdate::Set {
                 id,
                 token,
                 expires_at,
+                browser_session,
             } => {
                 let mut cookie = self.base_cookie(format_value(&id, token));
-                let secs = ((expires_at - now) / 1000).max(1);
-                cookie.set_max_age(cookie::time::Duration::seconds(
-                    i64::try_from(secs).unwrap_or(i64::MAX),
-                ));
+                if !browser_session {
+                    let secs = ((expires_at - now) / 1000).max(1);
+                    cookie.set_max_age(cookie::time::Duration::seconds(
+                        i64::try_from(secs).unwrap_or(i64::MAX),
+                    ));
+                }
                 let Some(sealed) = self.seal(cookie) else {
                     return;
                 };
@@ -288,14 +303,14 @@ impl Transport {
             }
             ClientUpdate::Remove => self.removal(),
         };
-        if let Some(name) = &self.header {
-            if let Ok(value) = HeaderValue::from_str(&header_value) {
+        if via == Via::Header {
+            // Only a client that sent the header gets it back, and it gets
+            // no cookie: the header is readable by scripts, so a browser
+            // (cookie) client must never see its session value there.
+            if let (Some(name), Ok(value)) = (&self.header, HeaderValue::from_str(&header_value)) {
                 headers.insert(name.clone(), value);
             }
-            if via == Via::Header {
-                // An API client that uses the header has no cookie to update.
-                return;
-            }
+            return;
         }
         if let Ok(value) = HeaderValue::from_str(&cookie.encoded().to_string()) {
             headers.append(SET_COOKIE, value);
@@ -343,6 +358,7 @@ mod tests {
             id,
             token,
             expires_at: 10_000,
+            browser_session: false,
         };
         t.write(&mut headers, update, Via::Cookie, 0);
         set_cookie_to_cookie(&headers)
@@ -357,6 +373,7 @@ mod tests {
                 id,
                 token: ConsistencyToken::new(7, 42),
                 expires_at: 61_000,
+                browser_session: false,
             };
             let mut headers = HeaderMap::new();
             t.write(&mut headers, update, Via::Cookie, 1_000);
@@ -395,6 +412,7 @@ mod tests {
                 id,
                 token: ConsistencyToken::new(7, 1),
                 expires_at: 10_000,
+                browser_session: false,
             },
             Via::Cookie,
             0,
@@ -414,7 +432,13 @@ mod tests {
             if let Ok(value) = HeaderValue::from_str(bad) {
                 request.insert(COOKIE, value);
             }
-            assert_eq!(t.read(&request), (None, Via::Nothing), "accepted {bad:?}");
+            let (found, via) = t.read(&request);
+            assert_eq!(found, None, "accepted {bad:?}");
+            // A cookie of our name that fails is marked for removal.
+            let ours = request.contains_key(COOKIE)
+                && bad.split(';').any(|c| c.trim_start().starts_with("sid="));
+            let expected = if ours { Via::BadCookie } else { Via::Nothing };
+            assert_eq!(via, expected, "{bad:?}");
         }
     }
 
@@ -427,6 +451,7 @@ mod tests {
             id,
             token: ConsistencyToken::new(7, 3),
             expires_at: 10_000,
+            browser_session: false,
         };
         t.write(&mut headers, update, Via::Cookie, 0);
         let ours = set_cookie_to_cookie(&headers)[COOKIE].as_bytes().to_vec();
@@ -451,7 +476,7 @@ mod tests {
         spoiled[last] = 0xff;
         let mut request = HeaderMap::new();
         request.insert(COOKIE, HeaderValue::from_bytes(&spoiled).unwrap());
-        assert_eq!(t.read(&request), (None, Via::Nothing));
+        assert_eq!(t.read(&request), (None, Via::BadCookie));
     }
 
     #[test]
@@ -462,6 +487,7 @@ mod tests {
             id,
             token: ConsistencyToken::new(7, 7),
             expires_at: 10_000,
+            browser_session: false,
         };
         let mut response = HeaderMap::new();
         t.write(&mut response, update, Via::Header, 0);
@@ -473,6 +499,47 @@ mod tests {
             t.read(&request),
             (Some((id, ConsistencyToken::new(7, 7))), Via::Header)
         );
+    }
+
+    #[test]
+    fn cookie_clients_never_get_the_session_header() {
+        let t = transport(false);
+        let id = SessionId::generate(None).unwrap();
+        let update = ClientUpdate::Set {
+            id,
+            token: ConsistencyToken::new(7, 7),
+            expires_at: 10_000,
+            browser_session: false,
+        };
+        for via in [Via::Cookie, Via::Nothing, Via::BadCookie] {
+            let mut response = HeaderMap::new();
+            t.write(&mut response, update, via, 0);
+            assert!(response.get(SET_COOKIE).is_some());
+            assert!(
+                response.get("x-session-id").is_none(),
+                "{via:?}: the header would show scripts what HttpOnly hides"
+            );
+        }
+        // A script adding the header (empty) to a request that carries the
+        // cookie gets a header client's answer: the cookie is not used.
+        let mut request = cookie_request(&t, id, ConsistencyToken::new(7, 7));
+        request.insert("x-session-id", HeaderValue::from_static(""));
+        assert_eq!(t.read(&request), (None, Via::Header));
+    }
+
+    #[test]
+    fn a_bad_cookie_is_removed_unless_a_new_one_replaces_it() {
+        let t = transport(false);
+        let mut response = HeaderMap::new();
+        t.write(&mut response, ClientUpdate::Keep, Via::BadCookie, 0);
+        let set = response[SET_COOKIE].to_str().unwrap();
+        assert!(
+            set.starts_with("sid=;") && set.contains("Max-Age=0"),
+            "{set}"
+        );
+        let mut response = HeaderMap::new();
+        t.write(&mut response, ClientUpdate::Keep, Via::Nothing, 0);
+        assert!(response.is_empty());
     }
 
     #[test]
@@ -547,17 +614,21 @@ mod tests {
                     id,
                     token: ConsistencyToken::new(token.rotate_left(17), token),
                     expires_at: 10_000,
+                    browser_session: false,
                 };
                 t.write(&mut headers, update, Via::Cookie, 0);
                 let request = set_cookie_to_cookie(&headers);
                 prop_assert_eq!(t.read(&request), (Some((id, ConsistencyToken::new(token.rotate_left(17), token))), Via::Cookie));
-                // Arbitrary bytes as cookie and header: no panic, no session.
+                // Arbitrary bytes as cookie and header: no panic, no session
+                // (a request with the header is a header client).
                 let mut bad = HeaderMap::new();
+                let mut via = Via::Nothing;
                 if let Ok(value) = HeaderValue::from_bytes(&junk) {
                     bad.insert(COOKIE, value.clone());
                     bad.insert("x-session-id", value);
+                    via = Via::Header;
                 }
-                prop_assert_eq!(t.read(&bad), (None, Via::Nothing));
+                prop_assert_eq!(t.read(&bad), (None, via));
             }
         }
     }
@@ -586,7 +657,7 @@ mod tests {
         );
         let mut header_request = HeaderMap::new();
         header_request.insert("x-session-id", HeaderValue::from_str(sent).unwrap());
-        assert_eq!(t.read(&header_request), (None, Via::Nothing));
+        assert_eq!(t.read(&header_request), (None, Via::Header));
     }
 
     #[test]
