@@ -462,6 +462,24 @@ mod tests {
     }
 
     #[tokio::test]
+    async fn a_session_not_found_or_destroyed_forgets_the_clients_token() {
+        let store = Arc::new(Outage::default());
+        let context = session(store.clone(), None).inner.context.clone();
+        let gone = SessionId::generate(None).unwrap();
+        let s = Session::new(context.clone(), Some((gone, ConsistencyToken::new(9, 5))));
+        s.load().await.unwrap();
+        assert_eq!(s.inner.state.lock().token, ConsistencyToken::NONE);
+
+        let first = session(store.clone(), None);
+        first.insert("a", 1u32).await.unwrap();
+        first.save().await.unwrap();
+        let id = first.id().unwrap();
+        let s = Session::new(context, Some((id, ConsistencyToken::new(9, 5))));
+        s.destroy().await.unwrap();
+        assert_eq!(s.inner.state.lock().token, ConsistencyToken::NONE);
+    }
+
+    #[tokio::test]
     async fn too_large_insert_records_nothing() {
         let store = Arc::new(Outage::default());
         let s = session(store.clone(), None);
