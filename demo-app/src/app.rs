@@ -112,7 +112,7 @@ impl AppState {
         // Load first: `id()` is `None` until the session is loaded, and a GET
         // reaches here unloaded (a session of another mesh would otherwise be
         // shown with this node's mesh).
-        let empty = session.is_empty().await?;
+        let empty = session.is_empty().await;
         let session_mesh = match session.id() {
             Some(id) => id.mesh().map(|m| m.to_string()),
             // A new session gets its id when the layer saves it, after this

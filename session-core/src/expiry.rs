@@ -1,6 +1,7 @@
-//! When a session expires: idle timeout (sliding) and absolute lifetime.
+//! When a session expires: idle timeout (sliding), absolute lifetime, and
+//! [`Expiry`], tower-sessions' way of saying the same.
 //!
-//! `expires_at = min(now + idle, created_at + absolute)`. Sliding renewal is
+//! `expires_at = min(now + idle, created_at + absolute, fixed deadline)`. Sliding renewal is
 //! not a write per request: a renewal is written only once a configured share
 //! of the idle timeout has passed since the last one. The time of the last
 //! renewal need not be stored: it is `expires_at - idle`.
@@ -9,6 +10,48 @@ use std::time::Duration;
 
 use crate::clock::UnixMillis;
 use crate::record::SessionRecord;
+
+/// When sessions (or one session) end, in tower-sessions' terms: for
+/// [`SessionLayer::with_expiry`](crate::SessionLayer::with_expiry) and
+/// [`Session::set_expiry`](crate::Session::set_expiry).
+///
+/// ```
+/// use session_core::Expiry;
+/// use time::{Duration, OffsetDateTime};
+///
+/// let browser_session = Expiry::OnSessionEnd;
+/// let idle = Expiry::OnInactivity(Duration::hours(1));
+/// let fixed = Expiry::AtDateTime(OffsetDateTime::now_utc() + Duration::days(1));
+/// # let _ = (browser_session, idle, fixed);
+/// ```
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Expiry {
+    /// The cookie has no `Max-Age`: the browser drops it when it closes. The
+    /// store still ends the session after the idle timeout, so a browser
+    /// that is never closed (or restores its tabs) does not keep a session
+    /// alive forever.
+    OnSessionEnd,
+    /// The session ends after this long without a request (sliding).
+    OnInactivity(time::Duration),
+    /// The session ends at this instant at the latest.
+    AtDateTime(time::OffsetDateTime),
+}
+
+/// `t` as Unix milliseconds (0 before 1970).
+pub(crate) fn unix_millis(t: time::OffsetDateTime) -> UnixMillis {
+    u64::try_from(t.unix_timestamp_nanos() / 1_000_000).unwrap_or(0)
+}
+
+/// Unix milliseconds as a `time` instant.
+pub(crate) fn date_time(ms: UnixMillis) -> time::OffsetDateTime {
+    time::OffsetDateTime::from_unix_timestamp_nanos(i128::from(ms) * 1_000_000)
+        .unwrap_or(time::OffsetDateTime::UNIX_EPOCH)
+}
+
+/// A `time` duration as `std` (negative: zero).
+pub(crate) fn std_duration(d: time::Duration) -> Duration {
+    Duration::try_from(d).unwrap_or(Duration::ZERO)
+}
 
 /// The layer's expiry settings, in milliseconds.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -19,6 +62,9 @@ pub(crate) struct ExpiryPolicy {
     pub(crate) absolute_ms: Option<u64>,
     /// A renewal is written only when it moves the deadline by at least this.
     pub(crate) renew_step_ms: u64,
+    /// Every session ends at this instant at the latest
+    /// ([`Expiry::AtDateTime`] on the layer).
+    pub(crate) deadline: Option<UnixMillis>,
 }
 
 impl Default for ExpiryPolicy {
@@ -44,13 +90,21 @@ impl ExpiryPolicy {
             idle_ms,
             absolute_ms: absolute.map(millis),
             renew_step_ms: (idle_ms as f64 * share) as u64,
+            deadline: None,
         }
+    }
+
+    /// The same policy with every session ending at `deadline` at the latest.
+    pub(crate) fn with_deadline(self, deadline: Option<UnixMillis>) -> Self {
+        Self { deadline, ..self }
     }
 
     /// The latest deadline allowed for a session created at `created_at`.
     fn cap(&self, created_at: UnixMillis) -> UnixMillis {
-        self.absolute_ms
-            .map_or(UnixMillis::MAX, |abs| created_at.saturating_add(abs))
+        let absolute = self
+            .absolute_ms
+            .map_or(UnixMillis::MAX, |abs| created_at.saturating_add(abs));
+        absolute.min(self.deadline.unwrap_or(UnixMillis::MAX))
     }
 
     /// Deadline of a session created at `now`.
@@ -121,6 +175,16 @@ mod tests {
         let r = record(0, 150_000);
         assert_eq!(p.renewal(&r, 140_000, true), None);
         assert_eq!(p.requested(0, 1_000_000), 150_000);
+    }
+
+    #[test]
+    fn a_fixed_deadline_caps_like_an_absolute_lifetime() {
+        let p = ExpiryPolicy::new(Duration::from_secs(100), None, 0.0).with_deadline(Some(50_000));
+        assert_eq!(p.initial(0), 50_000);
+        assert_eq!(p.renewal(&record(0, 50_000), 40_000, true), None);
+        assert_eq!(p.requested(0, 1_000_000), 50_000);
+        let t = date_time(1_700_000_000_123);
+        assert_eq!(unix_millis(t), 1_700_000_000_123);
     }
 
     #[test]

@@ -320,9 +320,10 @@ async fn header_mode_round_trips_without_cookies() {
     let response = app
         .router
         .clone()
-        .oneshot(request(None, "/set/x/7", "POST"))
+        .oneshot(request(Some(""), "/set/x/7", "POST"))
         .await
         .unwrap();
+    assert!(response.headers().get("set-cookie").is_none());
     let value = response.headers()["x-session-id"]
         .to_str()
         .unwrap()
@@ -348,6 +349,20 @@ async fn header_mode_round_trips_without_cookies() {
         .await
         .unwrap();
     assert_eq!(text(response).await, "7");
+}
+
+#[tokio::test]
+async fn header_mode_never_shows_a_cookie_client_its_value() {
+    let app = app(|l| l.with_header(http::HeaderName::from_static("x-session-id")));
+    let response = send(&app, "POST", "/set/x/7", None).await;
+    assert!(
+        response.headers().get("x-session-id").is_none(),
+        "a browser's response carries the sealed value where scripts read it"
+    );
+    let cookie = cookie_pair(&response).expect("cookie clients get a cookie");
+    let response = send(&app, "POST", "/incr", Some(&cookie)).await;
+    assert!(response.headers().get("x-session-id").is_none());
+    assert!(response.headers().get("set-cookie").is_some());
 }
 
 #[tokio::test]

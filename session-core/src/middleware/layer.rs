@@ -10,7 +10,7 @@ use tower_layer::Layer;
 
 use super::service::SessionManager;
 use crate::clock::Clock;
-use crate::expiry::ExpiryPolicy;
+use crate::expiry::{std_duration, unix_millis, Expiry, ExpiryPolicy};
 use crate::session::Context;
 use crate::store::SessionStore;
 use crate::transport::Transport;
@@ -60,6 +60,12 @@ pub struct SessionLayer<S> {
     renewal_share: f64,
     /// Largest session in bytes (0: none).
     size_limit: u32,
+    /// Cookies without Max-Age ([`Expiry::OnSessionEnd`]).
+    browser_session: bool,
+    /// Every session ends at this instant at the latest ([`Expiry::AtDateTime`]).
+    deadline: Option<crate::UnixMillis>,
+    /// Renew every session a request carries (tower-sessions' always-save).
+    always_save: bool,
     /// Keeps the store type in the layer's type, as users name it.
     _store: PhantomData<fn() -> S>,
 }
@@ -74,6 +80,9 @@ impl<S> Clone for SessionLayer<S> {
             absolute_lifetime: self.absolute_lifetime,
             renewal_share: self.renewal_share,
             size_limit: self.size_limit,
+            browser_session: self.browser_session,
+            deadline: self.deadline,
+            always_save: self.always_save,
             _store: PhantomData,
         }
     }
@@ -116,6 +125,9 @@ impl<S: SessionStore> SessionLayer<S> {
             absolute_lifetime: None,
             renewal_share: 0.25,
             size_limit: DEFAULT_SIZE_LIMIT,
+            browser_session: false,
+            deadline: None,
+            always_save: false,
             _store: PhantomData,
         }
     }
@@ -185,7 +197,12 @@ impl<S> SessionLayer<S> {
     /// Also accept the session from this request header (for API clients
     /// without cookies), and send the new value back in the same response
     /// header. The value is the same signed `<id>~<token>` as the cookie's.
-    /// When a request uses the header, no cookie is set for it.
+    ///
+    /// A request that carries the header (valid or not; send it empty to
+    /// start a session) is a header client: its cookie is ignored and its
+    /// answer comes by header only, never `Set-Cookie`. A request without
+    /// the header is a cookie client and never gets the header back, so a
+    /// browser's session value stays where `HttpOnly` keeps scripts out.
     ///
     /// **Security:** a header is not protected by `HttpOnly` or `SameSite`;
     /// clients must keep the value as secret as a password.
@@ -228,6 +245,55 @@ impl<S> SessionLayer<S> {
         self
     }
 
+    /// When sessions end, in tower-sessions' terms, beside the setters
+    /// above:
+    ///
+    /// - [`Expiry::OnSessionEnd`]: browser-session cookies (no `Max-Age`;
+    ///   the browser drops them when it closes). The store still ends a
+    ///   session after the idle timeout, so an idle one does not live as
+    ///   long as the browser.
+    /// - [`Expiry::OnInactivity(d)`](Expiry::OnInactivity): the same as
+    ///   [`with_idle_timeout(d)`](Self::with_idle_timeout), cookies with
+    ///   `Max-Age`.
+    /// - [`Expiry::AtDateTime(t)`](Expiry::AtDateTime): every session ends
+    ///   at `t` at the latest (the idle timeout still applies before).
+    ///
+    /// ```
+    /// use session_core::{Expiry, Key, MemoryStore, SessionLayer};
+    ///
+    /// let layer = SessionLayer::new(MemoryStore::default(), Key::generate())
+    ///     .with_expiry(Expiry::OnSessionEnd);
+    /// # let _ = layer;
+    /// ```
+    pub fn with_expiry(mut self, expiry: Expiry) -> Self {
+        match expiry {
+            Expiry::OnSessionEnd => self.browser_session = true,
+            Expiry::OnInactivity(idle) => {
+                self.browser_session = false;
+                self.idle_timeout = std_duration(idle);
+            }
+            Expiry::AtDateTime(at) => {
+                self.browser_session = false;
+                self.deadline = Some(unix_millis(at));
+            }
+        }
+        self
+    }
+
+    /// Write every session a request carries, renewing its deadline, even
+    /// when the handler changed nothing (default `false`: renewals are
+    /// written only once a share of the idle timeout has passed, see
+    /// [`with_renewal_share`](Self::with_renewal_share)). As tower-sessions'
+    /// `with_always_save`.
+    ///
+    /// **Cost:** a write per request; with the Raft store, a replicated
+    /// write per request. `with_renewal_share(0.0)` renews as exactly but
+    /// only on requests that use the session.
+    pub fn with_always_save(mut self, always: bool) -> Self {
+        self.always_save = always;
+        self
+    }
+
     /// The clock used for expiry (default: the system clock). Tests pass
     /// [`Clock::manual`] and move time with [`Clock::advance`].
     pub fn with_clock(mut self, clock: Clock) -> Self {
@@ -247,8 +313,11 @@ impl<S, Svc> Layer<Svc> for SessionLayer<S> {
                 self.idle_timeout,
                 self.absolute_lifetime,
                 self.renewal_share,
-            ),
+            )
+            .with_deadline(self.deadline),
             size_limit: self.size_limit,
+            browser_session: self.browser_session,
+            always_save: self.always_save,
         };
         SessionManager::new(inner, Arc::new(context), Arc::clone(&self.transport))
     }

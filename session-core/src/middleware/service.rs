@@ -98,7 +98,7 @@ where
         let clock = self.context.clock.clone();
         ResponseFuture::new(async move {
             let mut response = call.await?;
-            let finish = session.finish().await;
+            let finish = session.finish(response.status().is_server_error()).await;
             if let Some(error) = &finish.error {
                 response = failure_response(error);
             }

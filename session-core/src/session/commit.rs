@@ -1,5 +1,5 @@
-//! Saving a session: create, apply (with rotation and renewal), and the
-//! end-of-request finish the layer calls.
+//! Saving a session: create, apply (with rotation and renewal), delete when
+//! emptied, and the end-of-request finish the layer calls.
 //!
 //! Every store call here runs under the handle's io lock, so the saves of one
 //! request are ordered; the state mutex is only held between awaits.
@@ -32,6 +32,8 @@ enum Plan {
         data: SessionData,
         expires_at: UnixMillis,
     },
+    /// Delete the session `id`: the handler left it empty.
+    Delete { id: SessionId },
     /// Apply `send` to the existing session `id`.
     Apply {
         id: SessionId,
@@ -48,6 +50,7 @@ struct Taken {
     changes: ChangeSet,
     rotate: bool,
     requested_expiry: Option<UnixMillis>,
+    expiry_touched: bool,
 }
 
 /// A fresh id for a new session (tagged with this node's mesh) or for a
@@ -64,11 +67,27 @@ fn mint(session: &Session, rotating: Option<&SessionId>) -> Result<SessionId> {
 
 impl Session {
     /// Called by the layer after the handler: the final save. Cheap when the
-    /// handler never touched the session.
-    pub(crate) async fn finish(&self) -> Finish {
+    /// handler never touched the session. `server_error`: the handler
+    /// answered 5xx, so its unsaved changes are dropped (as tower-sessions
+    /// does): a failing handler may have stopped halfway. Changes it saved
+    /// explicitly ([`save`](Session::save), `destroy`) stand.
+    pub(crate) async fn finish(&self, server_error: bool) -> Finish {
         {
-            let state = self.inner.state.lock();
-            if !state.loaded && !state.has_changes() && state.client_update == ClientUpdate::Keep {
+            let mut state = self.inner.state.lock();
+            if server_error {
+                if state.has_changes() {
+                    tracing::debug!("handler answered 5xx: session changes not saved");
+                }
+                state.changes = ChangeSet::default();
+                state.rotate = false;
+                state.requested_expiry = None;
+                state.expiry_touched = false;
+                return Finish {
+                    update: state.client_update,
+                    error: None,
+                };
+            }
+            if !self.must_commit(&state) && state.client_update == ClientUpdate::Keep {
                 return Finish {
                     update: ClientUpdate::Keep,
                     error: None,
@@ -81,12 +100,30 @@ impl Session {
         Finish { update, error }
     }
 
+    /// Whether a commit has anything to look at: the session was used, has
+    /// changes, or the layer renews every session (`always_save`).
+    fn must_commit(&self, state: &super::state::State) -> bool {
+        state.loaded
+            || state.has_changes()
+            || (self.inner.context.always_save && self.inner.incoming.is_some())
+    }
+
     /// Writes pending changes (and a due renewal). The caller holds the io lock.
     pub(super) async fn commit_locked(&self) -> Result<()> {
         {
-            let state = self.inner.state.lock();
-            if !state.loaded && !state.has_changes() {
+            let mut state = self.inner.state.lock();
+            if !self.must_commit(&state) {
                 return Ok(());
+            }
+            if state.orphaned && state.has_changes() {
+                // The session this request loaded is gone (see `orphaned`):
+                // these changes have nowhere to go, and must not start a new
+                // session that would replace the browser's newer cookie.
+                state.changes = ChangeSet::default();
+                state.rotate = false;
+                state.requested_expiry = None;
+                state.expiry_touched = false;
+                return Err(StoreError::NotFound.into());
             }
         }
         // A clear() alone does not load; whether there is anything to clear
@@ -98,6 +135,7 @@ impl Session {
         };
         let result = match plan {
             Plan::Create { data, expires_at } => self.create(data, expires_at, now).await,
+            Plan::Delete { id } => self.delete_emptied(id).await,
             Plan::Apply {
                 id,
                 record,
@@ -121,6 +159,7 @@ impl Session {
             state.changes = merge(taken.changes, newer);
             state.rotate |= taken.rotate;
             state.requested_expiry = state.requested_expiry.or(taken.requested_expiry);
+            state.expiry_touched |= taken.expiry_touched;
         }
         result
     }
@@ -129,10 +168,12 @@ impl Session {
     fn plan(&self, now: UnixMillis) -> Option<(Plan, Taken)> {
         let context = &self.inner.context;
         let mut state = self.inner.state.lock();
+        let emptied = state.is_empty();
         let taken = Taken {
             changes: mem::take(&mut state.changes),
             rotate: mem::take(&mut state.rotate),
             requested_expiry: state.requested_expiry.take(),
+            expiry_touched: mem::take(&mut state.expiry_touched),
         };
         let plan = match state.current.clone() {
             // Clearing or removing from a session that was never stored
@@ -146,11 +187,19 @@ impl Session {
                         context.expiry.requested(now, at)
                     }),
             },
+            // A session the handler emptied is deleted, not kept as an
+            // empty record behind a cookie (as tower-sessions does).
+            Some((id, _)) if emptied && !taken.changes.is_empty() => Plan::Delete { id },
             Some((id, record)) => {
-                let handler_changed = !taken.changes.is_empty() || taken.rotate;
+                let data_changed = !taken.changes.is_empty() || taken.rotate;
+                let handler_changed = data_changed || taken.expiry_touched;
                 let expires_at = match taken.requested_expiry {
                     Some(at) => Some(context.expiry.requested(record.created_at, at)),
-                    None => context.expiry.renewal(&record, now, handler_changed),
+                    None => {
+                        context
+                            .expiry
+                            .renewal(&record, now, handler_changed || context.always_save)
+                    }
                 };
                 if !handler_changed && expires_at.is_none() {
                     return None;
@@ -166,7 +215,7 @@ impl Session {
                     record,
                     send,
                     rotate: taken.rotate,
-                    renewal_only: !handler_changed && taken.requested_expiry.is_none(),
+                    renewal_only: !data_changed && taken.requested_expiry.is_none(),
                 }
             }
         };
@@ -234,11 +283,15 @@ impl Session {
             match result {
                 Err(StoreError::IdExists) if rotate && attempt < ID_ATTEMPTS => continue,
                 Err(StoreError::NotFound) => {
-                    // Deleted or expired under us (logout in another tab):
-                    // the changes are lost, so the client must forget the id.
+                    // Deleted, expired or rotated under us. A login racing
+                    // this request (another tab, a parallel fetch) may have
+                    // moved the session to a new id and already sent its
+                    // cookie: removing or replacing the cookie here would
+                    // log that user out, as the last response wins. So the
+                    // cookie is left alone and the changes are dropped.
                     let mut state = self.inner.state.lock();
                     state.current = None;
-                    state.client_update = ClientUpdate::Remove;
+                    state.orphaned = true;
                     return Err(StoreError::NotFound.into());
                 }
                 Err(error) => return Err(error.into()),
@@ -261,6 +314,22 @@ impl Session {
         Ok(())
     }
 
+    /// Deletes a session the handler emptied, and removes the cookie.
+    async fn delete_emptied(&self, id: SessionId) -> Result<()> {
+        self.inner
+            .context
+            .store
+            .delete(&id)
+            .instrument(tracing::debug_span!("session_delete", id = ?id))
+            .await?;
+        metrics::counter!("session_deletes_total").increment(1);
+        let mut state = self.inner.state.lock();
+        state.current = None;
+        state.token = crate::store::ConsistencyToken::NONE;
+        state.client_update = ClientUpdate::Remove;
+        Ok(())
+    }
+
     /// Records a successful write in the state.
     fn saved(&self, id: SessionId, record: SessionRecord, committed: Committed) {
         let mut state = self.inner.state.lock();
@@ -271,7 +340,10 @@ impl Session {
             id,
             token: state.token,
             expires_at: record.expires_at,
+            browser_session: self.inner.context.browser_session
+                || state.expiry == Some(crate::expiry::Expiry::OnSessionEnd),
         };
+        state.modified = true;
         state.current = Some((id, Arc::new(record)));
     }
 }
@@ -334,6 +406,8 @@ mod tests {
             clock: Clock::manual(1_000_000),
             expiry: ExpiryPolicy::new(Duration::from_secs(60), None, 0.25),
             size_limit: 1024,
+            browser_session: false,
+            always_save: false,
         };
         Session::new(
             Arc::new(context),
@@ -358,7 +432,7 @@ mod tests {
         second.insert("c", 3u32).await.unwrap();
         assert_eq!(second.get::<u32>("b").await.unwrap(), Some(2));
         store.down.store(false, Ordering::SeqCst);
-        let finish = second.finish().await;
+        let finish = second.finish(false).await;
         assert!(finish.error.is_none());
         assert!(matches!(finish.update, ClientUpdate::Set { .. }));
         let record = store
@@ -373,18 +447,36 @@ mod tests {
     async fn untouched_session_makes_no_store_call_and_clear_alone_creates_nothing() {
         let store = Arc::new(Outage::default());
         store.down.store(true, Ordering::SeqCst);
-        let untouched = session(store.clone(), None).finish().await;
+        let untouched = session(store.clone(), None).finish(false).await;
         assert!(untouched.error.is_none());
         assert_eq!(untouched.update, ClientUpdate::Keep);
 
         let cleared = session(store.clone(), None);
         cleared.clear().await;
-        let finish = cleared.finish().await;
+        let finish = cleared.finish(false).await;
         assert!(
             finish.error.is_none(),
             "nothing to store, so no store error"
         );
         assert!(store.store.is_empty());
+    }
+
+    #[tokio::test]
+    async fn a_session_not_found_or_destroyed_forgets_the_clients_token() {
+        let store = Arc::new(Outage::default());
+        let context = session(store.clone(), None).inner.context.clone();
+        let gone = SessionId::generate(None).unwrap();
+        let s = Session::new(context.clone(), Some((gone, ConsistencyToken::new(9, 5))));
+        s.load().await.unwrap();
+        assert_eq!(s.inner.state.lock().token, ConsistencyToken::NONE);
+
+        let first = session(store.clone(), None);
+        first.insert("a", 1u32).await.unwrap();
+        first.save().await.unwrap();
+        let id = first.id().unwrap();
+        let s = Session::new(context, Some((id, ConsistencyToken::new(9, 5))));
+        s.destroy().await.unwrap();
+        assert_eq!(s.inner.state.lock().token, ConsistencyToken::NONE);
     }
 
     #[tokio::test]

@@ -12,13 +12,27 @@ pub type Result<T, E = SessionError> = std::result::Result<T, E>;
 /// Why a session call failed.
 #[derive(Debug, thiserror::Error)]
 pub enum SessionError {
-    /// A value could not be encoded with bincode.
-    #[error("could not encode session value: {0}")]
-    Encode(#[from] bincode::error::EncodeError),
-    /// A stored value could not be decoded as the requested type (it was
-    /// stored as another type, or by an incompatible version of the app).
-    #[error("could not decode session value: {0}")]
-    Decode(#[from] bincode::error::DecodeError),
+    /// The value for `key` could not be encoded as JSON (for example a map
+    /// whose keys are not strings or numbers).
+    #[error("could not encode session value {key:?}: {source}")]
+    Encode {
+        /// The key being inserted.
+        key: String,
+        /// What serde_json said.
+        source: serde_json::Error,
+    },
+    /// The stored value under `key` does not decode as the requested type:
+    /// it was stored as another type, or by a version of the app whose type
+    /// no longer fits. Nothing else is affected; the app can heal the
+    /// session with [`Session::remove_value`](crate::Session::remove_value)
+    /// (which removes the key even when its value does not decode).
+    #[error("could not decode session value {key:?}: {source}")]
+    Decode {
+        /// The key being read.
+        key: String,
+        /// What serde_json said.
+        source: serde_json::Error,
+    },
     /// The insert would take the session over the layer's size limit; nothing
     /// was recorded.
     #[error("session would be {size} bytes, over the {limit}-byte limit")]
@@ -37,7 +51,11 @@ impl SessionError {
     /// The HTTP status this error stands for: 503 when the store is
     /// unavailable (retrying may work), 413 when the session is too large,
     /// 409 on a compare-and-set conflict or a session deleted while the
-    /// request ran, 500 otherwise (a real store fault).
+    /// request ran, 500 otherwise: a real store fault, or a value that does
+    /// not decode or encode. A stored value that no longer fits the app's
+    /// type is the server's data problem, not the client's (no 4xx), and
+    /// retrying will not fix it (no 503); handle
+    /// [`SessionError::Decode`] in the handler to answer otherwise.
     pub fn status(&self) -> http::StatusCode {
         use http::StatusCode;
         match self {
@@ -124,5 +142,11 @@ mod tests {
             SessionError::Store(StoreError::Backend("io".into())).status(),
             500
         );
+        let decode = SessionError::Decode {
+            key: "n".into(),
+            source: serde_json::from_str::<String>("42").unwrap_err(),
+        };
+        assert_eq!(decode.status(), 500);
+        assert!(decode.to_string().contains("\"n\""), "{decode}");
     }
 }

@@ -1,10 +1,15 @@
 //! The [`Session`] handle a handler works with.
 //!
-//! The API follows tower-sessions (`get`, `insert`, `remove`, `clear`,
-//! `cycle_id`, ...) so that moving over is mostly a change of imports. What
-//! differs underneath: the handle records a [`ChangeSet`](crate::ChangeSet)
-//! and the layer sends only that, so concurrent requests changing different
-//! keys of one session both keep their writes.
+//! The API follows tower-sessions' `Session` (`get`, `insert`, `remove`,
+//! the `*_value` forms, `clear`, `cycle_id`, `flush`, `set_expiry`, ...),
+//! same names and meanings; what differs is listed in
+//! `docs/coming-from-tower-sessions.md`. Underneath, the handle records a
+//! [`ChangeSet`](crate::ChangeSet) and the layer sends only that, so
+//! concurrent requests changing different keys of one session both keep
+//! their writes.
+//!
+//! `values.rs` reads and writes values, `lifecycle.rs` handles id, end and
+//! expiry, `commit.rs` saves, `state.rs` is the request's view.
 //!
 //! The handle is lazy: nothing is loaded until the handler first reads or
 //! writes, the record is loaded once per request and cached, and nothing is
@@ -12,13 +17,12 @@
 
 mod commit;
 mod error;
+mod lifecycle;
 mod state;
+mod values;
 
 use std::sync::Arc;
-use std::time::Duration;
 
-use serde::de::DeserializeOwned;
-use serde::Serialize;
 use tracing::Instrument as _;
 
 use crate::clock::Clock;
@@ -42,6 +46,11 @@ pub(crate) struct Context {
     pub(crate) expiry: ExpiryPolicy,
     /// Largest session in bytes (0: none).
     pub(crate) size_limit: u32,
+    /// Cookies have no Max-Age (the layer's `Expiry::OnSessionEnd`).
+    pub(crate) browser_session: bool,
+    /// Renew (write) every session a request carries, as tower-sessions'
+    /// `with_always_save`.
+    pub(crate) always_save: bool,
 }
 
 /// How many fresh ids to try when the store says one is taken. With 128
@@ -77,17 +86,6 @@ impl std::fmt::Debug for Session {
             .field("id", &self.id())
             .finish_non_exhaustive()
     }
-}
-
-fn encode<T: Serialize>(value: &T) -> Result<Vec<u8>> {
-    Ok(bincode::serde::encode_to_vec(
-        value,
-        bincode::config::standard(),
-    )?)
-}
-
-fn decode<T: DeserializeOwned>(bytes: &[u8]) -> Result<T> {
-    Ok(bincode::serde::decode_from_slice(bytes, bincode::config::standard())?.0)
 }
 
 impl Session {
@@ -144,136 +142,33 @@ impl Session {
         };
         let mut state = self.inner.state.lock();
         state.loaded = true;
+        if record.is_none() {
+            // Unknown, expired or destroyed: the token belonged to that
+            // session's history; a fresh session must not inherit it (in a
+            // cluster it may name another group's log).
+            state.token = ConsistencyToken::NONE;
+        }
         state.current = record;
         Ok(())
     }
 
-    /// The value under `key`, decoded as `T`; `None` if absent.
-    pub async fn get<T: DeserializeOwned>(&self, key: &str) -> Result<Option<T>> {
-        self.ensure_loaded().await?;
-        let state = self.inner.state.lock();
-        state.value(key).map(decode).transpose()
-    }
-
-    /// Sets `key` to `value` (saved at the end of the request, or by
-    /// [`save`](Self::save)). Fails with [`SessionError::TooLarge`] if the
-    /// session would exceed the layer's size limit; nothing is recorded then.
-    pub async fn insert<T: Serialize>(&self, key: &str, value: T) -> Result<()> {
-        let bytes = encode(&value)?;
-        self.ensure_loaded().await?;
-        let mut state = self.inner.state.lock();
-        let limit = self.inner.context.size_limit as usize;
-        let size = state.size_with(key, bytes.len());
-        if limit > 0 && size > limit {
-            return Err(SessionError::TooLarge { size, limit });
-        }
-        state.changes.set(key.to_owned(), bytes);
-        Ok(())
-    }
-
-    /// Removes `key`, returning its value decoded as `T`. The key is removed
-    /// even if decoding fails (the error is still returned).
-    pub async fn remove<T: DeserializeOwned>(&self, key: &str) -> Result<Option<T>> {
-        self.ensure_loaded().await?;
-        let mut state = self.inner.state.lock();
-        let Some(old) = state.value(key).map(<[u8]>::to_vec) else {
-            return Ok(None);
-        };
-        state.changes.remove(key);
-        decode(&old).map(Some)
-    }
-
-    /// Removes every key (the session itself and its id stay).
-    pub async fn clear(&self) {
-        // No load needed: a clear means the same whatever was stored. The
-        // layer loads at the end if it has to (to know whether to write).
-        self.inner.state.lock().changes.clear();
-    }
-
-    /// Whether `key` is set.
-    pub async fn contains_key(&self, key: &str) -> Result<bool> {
-        self.ensure_loaded().await?;
-        Ok(self.inner.state.lock().value(key).is_some())
-    }
-
-    /// Whether the session holds no keys (a new session is empty).
-    pub async fn is_empty(&self) -> Result<bool> {
-        self.ensure_loaded().await?;
-        Ok(self.inner.state.lock().is_empty())
+    /// Loads the session now (once per request; later calls are free).
+    /// Reads and writes load on their own; call it to see a load failure
+    /// early, or before [`id`](Self::id) or
+    /// [`expiry_date`](Self::expiry_date).
+    pub async fn load(&self) -> Result<()> {
+        self.ensure_loaded().await
     }
 
     /// The id of the stored session, once known: `None` before the session
-    /// is loaded or for a new session not yet saved. After
-    /// [`cycle_id`](Self::cycle_id) it is the new id only once saved.
+    /// is loaded, for a new session not yet saved, and between
+    /// [`cycle_id`](Self::cycle_id) and the save that gives the new id.
     pub fn id(&self) -> Option<SessionId> {
-        self.inner.state.lock().current.as_ref().map(|(id, _)| *id)
-    }
-
-    /// Gives the session a new id, keeping its data. Call it on login (and
-    /// any privilege change) so that an id an attacker planted or saw before
-    /// is worthless afterwards. The move happens at save time, together with
-    /// the request's other changes; a new session gets a fresh id anyway.
-    pub async fn cycle_id(&self) -> Result<()> {
-        self.ensure_loaded().await?;
-        let mut state = self.inner.state.lock();
-        if state.current.is_some() {
-            state.rotate = true;
+        let state = self.inner.state.lock();
+        if state.rotate {
+            return None;
         }
-        Ok(())
-    }
-
-    /// Deletes the session from the store now and removes the client's
-    /// cookie (logout). Values inserted afterwards start a new session with a
-    /// new id.
-    pub async fn destroy(&self) -> Result<()> {
-        let _io = self.inner.io.lock().await;
-        let id = {
-            let state = self.inner.state.lock();
-            if state.loaded {
-                state.current.as_ref().map(|(id, _)| *id)
-            } else {
-                self.inner.incoming
-            }
-        };
-        let token = match id {
-            Some(id) => {
-                let committed = self
-                    .inner
-                    .context
-                    .store
-                    .delete(&id)
-                    .instrument(tracing::debug_span!("session_delete", id = ?id))
-                    .await?;
-                metrics::counter!("session_deletes_total").increment(1);
-                Some(committed.token)
-            }
-            None => None,
-        };
-        let mut state = self.inner.state.lock();
-        let had_client_state = id.is_some() || state.client_update != ClientUpdate::Keep;
-        *state = State {
-            loaded: true,
-            token: token.unwrap_or(state.token),
-            ..State::default()
-        };
-        if had_client_state {
-            state.client_update = ClientUpdate::Remove;
-        }
-        Ok(())
-    }
-
-    /// Sets the session to expire `expires_in` from now (for example a long
-    /// "remember me"), capped by the layer's absolute lifetime. Later
-    /// requests still renew by the idle timeout, but never shorten a longer
-    /// deadline.
-    pub fn set_expiry(&self, expires_in: Duration) {
-        let at = self
-            .inner
-            .context
-            .clock
-            .now()
-            .saturating_add(u64::try_from(expires_in.as_millis()).unwrap_or(u64::MAX));
-        self.inner.state.lock().requested_expiry = Some(at);
+        state.current.as_ref().map(|(id, _)| *id)
     }
 
     /// Opts this request into compare-and-set: the final save applies only if

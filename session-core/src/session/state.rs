@@ -6,6 +6,7 @@
 use std::sync::Arc;
 
 use crate::clock::UnixMillis;
+use crate::expiry::Expiry;
 use crate::id::SessionId;
 use crate::record::{data_size, ChangeSet, SessionRecord, PER_KEY_OVERHEAD};
 use crate::store::ConsistencyToken;
@@ -24,6 +25,10 @@ pub(crate) enum ClientUpdate {
         token: ConsistencyToken,
         /// The record's deadline (cookie Max-Age).
         expires_at: UnixMillis,
+        /// A browser-session cookie: no Max-Age ([`Expiry::OnSessionEnd`]).
+        ///
+        /// [`Expiry::OnSessionEnd`]: crate::Expiry::OnSessionEnd
+        browser_session: bool,
     },
     /// Tell the client to forget its session.
     Remove,
@@ -48,6 +53,19 @@ pub(crate) struct State {
     pub(crate) token: ConsistencyToken,
     /// What the response must tell the client.
     pub(crate) client_update: ClientUpdate,
+    /// This request changed the session (recorded a change, saved it, or
+    /// deleted the session), for `is_modified`.
+    pub(crate) modified: bool,
+    /// The session this request loaded vanished before its write (deleted,
+    /// expired, or rotated by a concurrent login): its writes are dropped,
+    /// never saved into a new session, and the client's cookie is left
+    /// alone, because the browser may already hold a newer one.
+    pub(crate) orphaned: bool,
+    /// What `set_expiry` last set (`None`: the layer's rule).
+    pub(crate) expiry: Option<Expiry>,
+    /// `set_expiry` was called: the cookie must be re-sent even if no data
+    /// changed (for example to drop its Max-Age).
+    pub(crate) expiry_touched: bool,
 }
 
 impl State {
@@ -110,7 +128,10 @@ impl State {
 
     /// Whether the handler changed anything that must be written.
     pub(crate) fn has_changes(&self) -> bool {
-        !self.changes.is_empty() || self.rotate || self.requested_expiry.is_some()
+        !self.changes.is_empty()
+            || self.rotate
+            || self.requested_expiry.is_some()
+            || self.expiry_touched
     }
 }
 

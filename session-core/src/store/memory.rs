@@ -80,8 +80,9 @@ impl Drop for PurgeGuard {
 }
 
 /// A sharded in-memory session store. Not replicated: sessions are lost when
-/// the process ends. Share it with `Arc` if you need to reach it after handing
-/// it to the layer.
+/// the process ends. Clones share the same sessions (and one purge task,
+/// which stops when the last clone is dropped), so keep a clone to reach the
+/// store after handing it to the layer.
 ///
 /// ```
 /// use session_core::{MemoryStore, MemoryStoreConfig};
@@ -93,12 +94,12 @@ impl Drop for PurgeGuard {
 /// assert!(store.is_empty());
 /// # }
 /// ```
-#[derive(Debug)]
+#[derive(Debug, Clone)]
 pub struct MemoryStore {
     /// The data, also reachable (weakly) from the purge task.
     shared: Arc<Shared>,
-    /// Stops the purge task on drop; `None` when no task runs.
-    _purger: Option<PurgeGuard>,
+    /// Stops the purge task when the last clone drops; `None` when no task runs.
+    _purger: Option<Arc<PurgeGuard>>,
 }
 
 impl Default for MemoryStore {
@@ -123,11 +124,11 @@ impl MemoryStore {
         let purger = match (config.purge_interval, tokio::runtime::Handle::try_current()) {
             (Some(every), Ok(runtime)) => {
                 let weak = Arc::downgrade(&shared);
-                Some(PurgeGuard(runtime.spawn(purge_loop(
+                Some(Arc::new(PurgeGuard(runtime.spawn(purge_loop(
                     weak,
                     every,
                     config.clock,
-                ))))
+                )))))
             }
             _ => None,
         };
@@ -384,6 +385,27 @@ mod tests {
             .create(&SessionId::generate(None).unwrap(), new_session(now))
             .await;
         assert!(matches!(second, Err(StoreError::Unavailable { .. })));
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn clones_share_sessions_and_the_purge_task_outlives_all_but_the_last() {
+        let store = MemoryStore::default();
+        let clone = store.clone();
+        let id = SessionId::generate(None).unwrap();
+        clone.create(&id, new_session(10_000)).await.unwrap();
+        assert_eq!(store.len(), 1, "a clone writes into the same map");
+        assert!(store
+            .load(&id, ConsistencyToken::NONE, 10_000)
+            .await
+            .unwrap()
+            .is_some());
+        let handle = store._purger.as_ref().map(|g| g.0.abort_handle()).unwrap();
+        drop(store);
+        tokio::task::yield_now().await;
+        assert!(!handle.is_finished(), "a clone still uses the purge task");
+        drop(clone);
+        tokio::time::sleep(Duration::from_millis(10)).await;
+        assert!(handle.is_finished());
     }
 
     #[test]
