@@ -56,6 +56,16 @@ pub enum Command {
         /// Time stamped by the leader.
         now: UnixMillis,
     },
+    /// Names this group's history: the first one applied sets the cluster id
+    /// (random, proposed by the first leader that finds none), later ones
+    /// change nothing. Consistency tokens and cluster calls carry the id, so
+    /// a token or a member of another group or of an earlier incarnation
+    /// (a wiped and rebuilt cluster) is told apart. Last, to keep the wire
+    /// indexes of the older variants.
+    InitCluster {
+        /// The proposed id; never 0.
+        cluster_id: u64,
+    },
 }
 
 impl Command {
@@ -65,7 +75,7 @@ impl Command {
             Command::Create { id, .. } | Command::Apply { id, .. } | Command::Delete { id } => {
                 Some(id)
             }
-            Command::ExpireBefore { .. } => None,
+            Command::ExpireBefore { .. } | Command::InitCluster { .. } => None,
         }
     }
 }
@@ -86,6 +96,7 @@ impl fmt::Display for Command {
             ),
             Command::Delete { id } => write!(f, "delete {id:?}"),
             Command::ExpireBefore { now } => write!(f, "expire-before {now}"),
+            Command::InitCluster { cluster_id } => write!(f, "init-cluster {cluster_id:016x}"),
         }
     }
 }

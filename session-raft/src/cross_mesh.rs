@@ -69,6 +69,7 @@ fn op_label(command: &Command) -> &'static str {
         Command::Apply { .. } => "apply",
         Command::Delete { .. } => "delete",
         Command::ExpireBefore { .. } => "expire",
+        Command::InitCluster { .. } => "init-cluster",
     }
 }
 

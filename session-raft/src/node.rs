@@ -229,7 +229,12 @@ impl Shared {
     pub(crate) fn status(&self) -> ClusterStatus {
         let metrics = self.raft.metrics();
         let metrics = metrics.borrow_watched();
-        ClusterStatus::from_metrics(&metrics, self.mesh, self.reader.session_count())
+        ClusterStatus::from_metrics(
+            &metrics,
+            self.mesh,
+            self.reader.cluster_id(),
+            self.reader.session_count(),
+        )
     }
 
     /// Runs an admin request if this node is the leader; otherwise says who is.
@@ -500,9 +505,11 @@ impl RaftNode {
             tokio::spawn(expiry_timer(
                 shared.clone(),
                 config.expiry_interval,
+                config.expiry_clock_bound,
                 config.clock.clone(),
                 stop_rx.clone(),
             )),
+            tokio::spawn(name_the_cluster(shared.clone(), stop_rx.clone())),
             tokio::spawn(export_metrics(shared.clone(), stop_rx)),
         ];
         let node = RaftNode {
@@ -626,6 +633,12 @@ impl RaftNode {
     /// This member's id.
     pub fn node_id(&self) -> NodeId {
         self.shared.node_id
+    }
+
+    /// The group's cluster id (the history its consistency tokens name), once
+    /// this member has applied it; see [`ClusterStatus::cluster_id`].
+    pub fn cluster_id(&self) -> Option<u64> {
+        Some(self.shared.reader.cluster_id()).filter(|id| *id != 0)
     }
 
     /// The leader this node currently knows of. Cheap (no allocation), for
@@ -766,16 +779,64 @@ impl Drop for RaftNode {
 #[error("raft did not stop cleanly: {0}")]
 pub struct ShutdownError(pub String);
 
+/// The first leader that finds the group without a cluster id proposes a
+/// random one ([`Command::InitCluster`]); every member's task ends once the
+/// id is applied there.
+async fn name_the_cluster(shared: Arc<Shared>, mut stop: watch::Receiver<bool>) {
+    let mut metrics = shared.raft.server_metrics();
+    while shared.reader.cluster_id() == 0 {
+        if shared.raft.is_leader() {
+            let proposal = shared.raft.client_write(Command::InitCluster {
+                cluster_id: random_cluster_id(),
+            });
+            match tokio::time::timeout(shared.write_timeout, proposal).await {
+                Ok(Ok(_)) => continue,
+                Ok(Err(e)) => tracing::debug!(error = %e, "cluster id proposal failed"),
+                Err(_) => tracing::debug!("cluster id proposal timed out"),
+            }
+        }
+        tokio::select! {
+            _ = stopped(&mut stop) => return,
+            _ = metrics.changed() => {}
+            _ = tokio::time::sleep(Duration::from_millis(500)) => {}
+        }
+    }
+}
+
+/// A random, non-zero cluster id.
+fn random_cluster_id() -> u64 {
+    let mut bytes = [0u8; 8];
+    loop {
+        // The OS generator failing is next to impossible; the clock's
+        // nanoseconds are then still unique enough to tell histories apart.
+        if getrandom::fill(&mut bytes).is_err() {
+            let nanos = std::time::SystemTime::now()
+                .duration_since(std::time::UNIX_EPOCH)
+                .map_or(1, |d| d.as_nanos() as u64);
+            bytes = nanos.to_le_bytes();
+        }
+        let id = u64::from_le_bytes(bytes);
+        if id != 0 {
+            return id;
+        }
+    }
+}
+
 /// The leader proposes "expire before now" every `every`; other members idle.
+/// "Now" is the leader's clock, but never more than `clock_bound` past the
+/// newest time a committed write carried: a leader whose clock jumps ahead
+/// must not expire every session of the group at once.
 async fn expiry_timer(
     shared: Arc<Shared>,
     every: Duration,
+    clock_bound: Duration,
     clock: session_core::Clock,
     mut stop: watch::Receiver<bool>,
 ) {
     let mut ticks = tokio::time::interval(every);
     ticks.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     ticks.tick().await;
+    let mut warned: Option<std::time::Instant> = None;
     loop {
         tokio::select! {
             _ = stopped(&mut stop) => return,
@@ -784,7 +845,26 @@ async fn expiry_timer(
         if !shared.raft.is_leader() {
             continue;
         }
-        let now = clock.now();
+        let wall = clock.now();
+        let group = shared.reader.newest_write_time();
+        let now = bounded_expiry_stamp(wall, group, clock_bound);
+        if now < wall {
+            // Loud, but once a minute: the cause lasts (a stepped clock, or
+            // an idle group whose newest write is old).
+            if warned.is_none_or(|at| at.elapsed() >= Duration::from_secs(60)) {
+                warned = Some(std::time::Instant::now());
+                tracing::warn!(
+                    node = shared.node_id,
+                    wall_clock = wall,
+                    newest_committed_write = group,
+                    ahead_ms = wall - group,
+                    "this leader's clock is ahead of every committed write by more than the \
+                     expiry clock bound: expiring only up to the bound (a clock step, or an \
+                     idle cluster)"
+                );
+            }
+            metrics::counter!("session_raft_expiry_stamps_bounded_total").increment(1);
+        }
         if !shared.reader.any_expired(now) {
             continue;
         }
@@ -833,4 +913,43 @@ async fn export_metrics(shared: Arc<Shared>, mut stop: watch::Receiver<bool>) {
 /// Resolves once `stop` says so (or its sender is gone).
 pub(crate) async fn stopped(stop: &mut watch::Receiver<bool>) {
     let _ = stop.wait_for(|stop| *stop).await;
+}
+
+/// The expiry stamp for a leader whose clock says `wall` in a group whose
+/// newest committed write carried `group`: at most `bound` past `group`.
+/// A group that never saw a write (0) has nothing to expire anyway.
+fn bounded_expiry_stamp(
+    wall: session_core::UnixMillis,
+    group: session_core::UnixMillis,
+    bound: Duration,
+) -> session_core::UnixMillis {
+    let bound = u64::try_from(bound.as_millis()).unwrap_or(u64::MAX);
+    wall.min(group.saturating_add(bound))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_expiry_stamp_never_runs_more_than_the_bound_past_the_group() {
+        let bound = Duration::from_secs(300);
+        let group = 1_800_000_000_000;
+        assert_eq!(bounded_expiry_stamp(group + 5, group, bound), group + 5);
+        let day = 86_400_000;
+        assert_eq!(
+            bounded_expiry_stamp(group + day, group, bound),
+            group + 300_000
+        );
+        // A clock behind the group is used as it is (it expires less).
+        assert_eq!(bounded_expiry_stamp(group - day, group, bound), group - day);
+    }
+
+    #[test]
+    fn cluster_ids_are_never_zero_and_differ() {
+        let a = random_cluster_id();
+        let b = random_cluster_id();
+        assert!(a != 0 && b != 0);
+        assert_ne!(a, b);
+    }
 }

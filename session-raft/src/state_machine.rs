@@ -24,6 +24,7 @@ use crate::command::CommandResponse;
 use crate::snapshot::{self, SnapshotDir};
 use crate::types::{LogId, Snapshot, SnapshotData, SnapshotMeta, StoredMembership, TypeConfig};
 
+pub(crate) use map::GroupFacts;
 use map::SessionMap;
 pub use map::SessionReader;
 use snapshots::CurrentSnapshot;
@@ -73,7 +74,7 @@ impl StateMachineStore {
             let meta = contents.meta();
             store.last_applied = contents.last_applied;
             store.last_membership = contents.last_membership;
-            store.map.replace_all(contents.records);
+            store.map.replace_all(contents.records, contents.facts);
             store
                 .map
                 .publish_applied(store.last_applied.map_or(0, |id| id.index));
@@ -147,6 +148,7 @@ impl RaftStateMachine<TypeConfig> for StateMachineStore {
             last_applied: self.last_applied,
             last_membership: self.last_membership.clone(),
             records: self.map.capture(),
+            facts: self.map.facts(),
             current: Arc::clone(&self.current),
             dir: self.dir.clone(),
         }
@@ -164,7 +166,7 @@ impl RaftStateMachine<TypeConfig> for StateMachineStore {
         })
         .await
         .map_err(io::Error::other)??;
-        self.map.replace_all(contents.records);
+        self.map.replace_all(contents.records, contents.facts);
         self.last_applied = meta.last_log_id;
         self.last_membership = meta.last_membership.clone();
         self.map

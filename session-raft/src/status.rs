@@ -56,6 +56,10 @@ pub struct ClusterStatus {
     pub node_id: NodeId,
     /// The mesh (Raft group) this member serves.
     pub mesh: Option<String>,
+    /// The group's cluster id (16 hex digits), made by its first leader;
+    /// `None` until this member has applied it. A wiped and rebuilt cluster
+    /// has another one; consistency tokens name it.
+    pub cluster_id: Option<String>,
     /// What this member is doing.
     pub role: Role,
     /// The leader this member knows of.
@@ -83,6 +87,7 @@ impl ClusterStatus {
     pub(crate) fn from_metrics(
         metrics: &RaftMetrics,
         mesh: Option<MeshTag>,
+        cluster_id: u64,
         session_count: usize,
     ) -> Self {
         let membership = metrics.membership_config.membership();
@@ -120,6 +125,7 @@ impl ClusterStatus {
         ClusterStatus {
             node_id: metrics.id,
             mesh: mesh.map(|m| m.to_string()),
+            cluster_id: (cluster_id != 0).then(|| format!("{cluster_id:016x}")),
             role: metrics.state.into(),
             leader_id: metrics.current_leader,
             leader_addr,

@@ -161,8 +161,10 @@ impl SessionStore for RaftStore {
 }
 
 /// Maps one write result of openraft to ours, or `None` if the receiver was
-/// not the leader and nothing was proposed.
+/// not the leader and nothing was proposed. `history` is the group's
+/// cluster id, which the token names.
 fn write_outcome(
+    history: u64,
     result: Result<
         openraft::raft::WriteResponse<crate::types::TypeConfig>,
         ClientWriteError<crate::types::TypeConfig>,
@@ -174,7 +176,7 @@ fn write_outcome(
             // (the state machine reports the same index as the version).
             Committed {
                 version: written.log_id.index,
-                token: ConsistencyToken::new(0, written.log_id.index),
+                token: ConsistencyToken::new(history, written.log_id.index),
             }
         })),
         Err(ClientWriteError::ForwardToLeader(forward)) => WriteOutcome::NotLeader {
@@ -454,7 +456,7 @@ impl Shared {
                                 format!("raft stopped: {fatal}"),
                             ))
                         }
-                        Ok(Err(RaftError::APIError(e))) => match write_outcome(Err(e)) {
+                        Ok(Err(RaftError::APIError(e))) => match write_outcome(0, Err(e)) {
                             WriteOutcome::Done(result) => return result,
                             WriteOutcome::NotLeader { .. } => {
                                 last_problem = "leadership moved".into();
@@ -462,7 +464,9 @@ impl Shared {
                         },
                         Ok(Ok(response)) => {
                             let written = openraft::raft::WriteResponse::from(response);
-                            if let WriteOutcome::Done(result) = write_outcome(Ok(written)) {
+                            let history = self.reader.cluster_id();
+                            if let WriteOutcome::Done(result) = write_outcome(history, Ok(written))
+                            {
                                 return result;
                             }
                         }
@@ -519,7 +523,7 @@ impl Shared {
             let mut outcomes = Vec::with_capacity(count);
             while let Some(item) = stream.next().await {
                 outcomes.push(match item {
-                    Ok(result) => write_outcome(result),
+                    Ok(result) => write_outcome(self.reader.cluster_id(), result),
                     Err(fatal) => WriteOutcome::Done(Err(StoreError::unavailable(
                         RETRY_SOON,
                         format!("raft stopped: {fatal}"),
@@ -560,6 +564,23 @@ impl Shared {
             .is_ok_and(|r| r.is_ok())
     }
 
+    /// The client's token as this group honours it. A token of another
+    /// history (a wiped and rebuilt cluster, another mesh, a cookie from
+    /// before histories) names an index this group may not reach for days:
+    /// it asks for nothing here. A member that has not yet applied the
+    /// group's cluster id cannot tell, and keeps the token (it waits, then
+    /// asks the leader, who can).
+    pub(crate) fn honoured(&self, token: ConsistencyToken) -> ConsistencyToken {
+        let own = self.reader.cluster_id();
+        if own == 0 || token.history == own {
+            return token;
+        }
+        if !token.is_none() {
+            metrics::counter!("session_raft_foreign_tokens_total").increment(1);
+        }
+        ConsistencyToken::NONE
+    }
+
     /// A read under the configured [`ReadMode`].
     pub(crate) async fn load(
         &self,
@@ -567,6 +588,7 @@ impl Shared {
         token: ConsistencyToken,
         now: UnixMillis,
     ) -> Result<Option<Arc<SessionRecord>>, StoreError> {
+        let token = self.honoured(token);
         match self.read_mode {
             ReadMode::Local => Ok(self.reader.get(id, now)),
             ReadMode::Session => {
@@ -655,6 +677,7 @@ impl Shared {
                 self.node_id
             ));
         }
+        let token = self.honoured(token);
         // Short wait: the asking follower has already waited its share.
         if self.wait_applied(token.index, self.read_wait / 2).await {
             Response::Load(self.reader.get(&id, now).map(|r| (*r).clone()))

@@ -1,11 +1,12 @@
 //! The snapshot layout (see the parent module), written and read as a
 //! stream.
 //!
-//! The payload is byte for byte what format version 1 always was (bincode of
-//! `(last_applied, last_membership, records)`, the records a sequence): a
-//! sequence is its count followed by its elements, so writing the count and
-//! then each record is the same as encoding the whole, and files written
-//! before streaming still read.
+//! The payload is bincode of `(last_applied, last_membership, facts,
+//! records)` (format version 2; version 1 had no `facts`, the group's
+//! cluster id and newest write time, and is refused: nothing was deployed
+//! with it). The records are a sequence: its count followed by its
+//! elements, so writing the count and then each record is the same as
+//! encoding the whole.
 
 use std::io::{self, BufReader, BufWriter, Read, Seek, SeekFrom, Write};
 use std::sync::Arc;
@@ -16,12 +17,13 @@ use session_core::{SessionId, SessionRecord};
 
 use super::{SnapshotData, SnapshotError};
 use crate::bincode_limit;
+use crate::state_machine::GroupFacts;
 use crate::types::{LogId, SnapshotMeta, StoredMembership};
 
 /// First bytes of every snapshot.
 const MAGIC: &[u8; 8] = b"RSESSNAP";
 /// Version of the payload layout; bump on any incompatible change.
-const FORMAT_VERSION: u32 = 1;
+const FORMAT_VERSION: u32 = 2;
 const HEADER_LEN: usize = 8 + 4 + 8 + 8;
 /// Bound on the encoded log id and membership (a membership lists members'
 /// ids and addresses: kilobytes).
@@ -38,6 +40,7 @@ const CHUNK: usize = 64 << 10;
 pub(crate) struct SnapshotContents {
     pub(crate) last_applied: Option<LogId>,
     pub(crate) last_membership: StoredMembership,
+    pub(crate) facts: GroupFacts,
     pub(crate) records: Vec<(SessionId, SessionRecord)>,
 }
 
@@ -116,6 +119,7 @@ pub(crate) fn write<W: Write + Seek + ?Sized>(
     out: &mut W,
     last_applied: &Option<LogId>,
     last_membership: &StoredMembership,
+    facts: &GroupFacts,
     records: &[(SessionId, Arc<SessionRecord>)],
 ) -> Result<(), SnapshotError> {
     out.write_all(&[0u8; HEADER_LEN])?;
@@ -126,6 +130,7 @@ pub(crate) fn write<W: Write + Seek + ?Sized>(
     };
     put(&mut payload, last_applied)?;
     put(&mut payload, last_membership)?;
+    put(&mut payload, facts)?;
     put(&mut payload, &(records.len() as u64))?;
     for (id, record) in records {
         put(&mut payload, &Pair(id, record))?;
@@ -144,7 +149,7 @@ pub(crate) fn write<W: Write + Seek + ?Sized>(
     Ok(())
 }
 
-/// Checks the header of `data` and returns the payload length.
+/// Checks the header of `data` and returns the payload length and checksum.
 fn check_header(data: &SnapshotData) -> Result<(u64, u64), SnapshotError> {
     let mut header = [0u8; HEADER_LEN];
     if data.len() < HEADER_LEN as u64 {
@@ -225,6 +230,7 @@ pub(crate) fn read(data: &SnapshotData) -> Result<SnapshotContents, SnapshotErro
     let mut reader = BufReader::with_capacity(CHUNK, payload(data, len)?);
     let last_applied = take(&mut reader, POSITION_LIMIT)?;
     let last_membership = take(&mut reader, POSITION_LIMIT)?;
+    let facts = take(&mut reader, POSITION_LIMIT)?;
     let count: u64 = take(&mut reader, 16)?;
     // Grown as records arrive, never sized from the untrusted count.
     let mut records = Vec::new();
@@ -240,6 +246,24 @@ pub(crate) fn read(data: &SnapshotData) -> Result<SnapshotContents, SnapshotErro
     Ok(SnapshotContents {
         last_applied,
         last_membership,
+        facts,
         records,
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn group_facts_survive_a_snapshot() {
+        let facts = GroupFacts {
+            cluster_id: 0x1234_5678_9abc_def0,
+            newest_write_time: 1_800_000_000_000,
+        };
+        let mut out = io::Cursor::new(Vec::new());
+        write(&mut out, &None, &StoredMembership::default(), &facts, &[]).unwrap();
+        let contents = read(&SnapshotData::from(out.into_inner())).unwrap();
+        assert_eq!(contents.facts, facts);
+    }
 }

@@ -9,7 +9,7 @@
 //! mutated under its holder and is only copied when actually shared.
 
 use std::collections::HashMap;
-use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::sync::Arc;
 
 use parking_lot::RwLock;
@@ -33,6 +33,24 @@ pub(crate) struct SessionMap {
     count: AtomicUsize,
     /// Log index of the last applied entry (0 before any).
     applied: watch::Sender<u64>,
+    /// This group's cluster id (0 until an [`Command::InitCluster`] is
+    /// applied); see [`GroupFacts`].
+    cluster_id: AtomicU64,
+    /// Newest time a committed create or change carried; see [`GroupFacts`].
+    newest_write_time: AtomicU64,
+}
+
+/// What the state machine knows of its group besides the sessions; part of
+/// every snapshot.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub(crate) struct GroupFacts {
+    /// The group's cluster id, 0 while unknown.
+    pub(crate) cluster_id: u64,
+    /// Newest `now` of a committed change or `created_at` of a committed
+    /// create: the group's own notion of "now", as stamped by whichever
+    /// members proposed writes. The leader's expiry stamp is bounded by it
+    /// (see `NodeConfig::with_expiry_clock_bound`).
+    pub(crate) newest_write_time: UnixMillis,
 }
 
 impl SessionMap {
@@ -45,7 +63,21 @@ impl SessionMap {
             shards,
             count: AtomicUsize::new(0),
             applied: watch::Sender::new(0),
+            cluster_id: AtomicU64::new(0),
+            newest_write_time: AtomicU64::new(0),
         }
+    }
+
+    /// The group facts now.
+    pub(crate) fn facts(&self) -> GroupFacts {
+        GroupFacts {
+            cluster_id: self.cluster_id.load(Ordering::Acquire),
+            newest_write_time: self.newest_write_time.load(Ordering::Relaxed),
+        }
+    }
+
+    fn saw_write_time(&self, at: UnixMillis) {
+        self.newest_write_time.fetch_max(at, Ordering::Relaxed);
     }
 
     /// Ids are 128 random bits, so their first bytes spread evenly over shards.
@@ -80,8 +112,14 @@ impl SessionMap {
                 id,
                 session,
                 max_sessions,
-            } => self.create(&id, session, max_sessions, index),
-            Command::Apply { id, changes, now } => self.change(&id, &changes, now, index),
+            } => {
+                self.saw_write_time(session.created_at);
+                self.create(&id, session, max_sessions, index)
+            }
+            Command::Apply { id, changes, now } => {
+                self.saw_write_time(now);
+                self.change(&id, &changes, now, index)
+            }
             Command::Delete { id } => {
                 if self.shard(&id).write().remove(&id).is_some() {
                     self.count.fetch_sub(1, Ordering::Relaxed);
@@ -90,6 +128,16 @@ impl SessionMap {
             }
             Command::ExpireBefore { now } => {
                 self.expire_before(now);
+                Ok(index)
+            }
+            Command::InitCluster { cluster_id } => {
+                // First one wins: two leaders may each have proposed one.
+                let _ = self.cluster_id.compare_exchange(
+                    0,
+                    cluster_id,
+                    Ordering::AcqRel,
+                    Ordering::Acquire,
+                );
                 Ok(index)
             }
         };
@@ -232,7 +280,10 @@ impl SessionMap {
     }
 
     /// Replaces the whole contents (snapshot install).
-    pub(crate) fn replace_all(&self, records: Vec<(SessionId, SessionRecord)>) {
+    pub(crate) fn replace_all(&self, records: Vec<(SessionId, SessionRecord)>, facts: GroupFacts) {
+        self.cluster_id.store(facts.cluster_id, Ordering::Release);
+        self.newest_write_time
+            .store(facts.newest_write_time, Ordering::Relaxed);
         let mut fresh: Vec<Shard> = (0..SHARD_COUNT).map(|_| Shard::new()).collect();
         for (id, record) in records {
             fresh[Self::shard_index(&id)].insert(id, Arc::new(record));
@@ -289,6 +340,17 @@ impl SessionReader {
     /// consistency token is `<=` this is visible to [`Self::get`].
     pub fn applied_index(&self) -> u64 {
         *self.map.applied.borrow()
+    }
+
+    /// This group's cluster id: the history its log indexes belong to (0
+    /// until the first leader's [`Command::InitCluster`] is applied here).
+    pub fn cluster_id(&self) -> u64 {
+        self.map.cluster_id.load(Ordering::Acquire)
+    }
+
+    /// Newest time a committed write carried (see `GroupFacts`).
+    pub(crate) fn newest_write_time(&self) -> UnixMillis {
+        self.map.newest_write_time.load(Ordering::Relaxed)
     }
 
     /// A receiver of the applied index, to wait until a consistency token's

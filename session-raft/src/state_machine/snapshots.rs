@@ -18,6 +18,7 @@ use parking_lot::Mutex;
 use session_core::{SessionId, SessionRecord};
 
 use crate::snapshot::{self, SnapshotContents, SnapshotData, SnapshotDir, SnapshotError};
+use crate::state_machine::GroupFacts;
 use crate::types::{LogId, Snapshot, SnapshotMeta, StoredMembership, TypeConfig};
 
 /// First wait after a failed build; doubles per failure up to the maximum.
@@ -134,6 +135,8 @@ pub struct SnapshotBuilder {
     pub(super) last_applied: Option<LogId>,
     pub(super) last_membership: StoredMembership,
     pub(super) records: Vec<(SessionId, Arc<SessionRecord>)>,
+    /// Group facts at the same position as the records.
+    pub(super) facts: GroupFacts,
     pub(super) current: Arc<CurrentSnapshot>,
     pub(super) dir: Option<SnapshotDir>,
 }
@@ -144,11 +147,18 @@ impl SnapshotBuilder {
         current: &CurrentSnapshot,
         dir: Option<&SnapshotDir>,
         meta: &SnapshotMeta,
+        facts: GroupFacts,
         records: Vec<(SessionId, Arc<SessionRecord>)>,
     ) -> Result<Snapshot, SnapshotError> {
         current.replace(meta, || {
             let encode = |out: &mut (dyn snapshot::WriteSeek + '_)| {
-                snapshot::write(out, &meta.last_log_id, &meta.last_membership, &records)
+                snapshot::write(
+                    out,
+                    &meta.last_log_id,
+                    &meta.last_membership,
+                    &facts,
+                    &records,
+                )
             };
             match dir {
                 Some(dir) => dir.write_with(encode),
@@ -171,12 +181,13 @@ impl RaftSnapshotBuilder<TypeConfig> for SnapshotBuilder {
             last_membership: self.last_membership.clone(),
         };
         let records = std::mem::take(&mut self.records);
+        let facts = self.facts;
         let (current, dir, building) = (Arc::clone(&self.current), self.dir.clone(), meta.clone());
         let built = tokio::task::spawn_blocking(move || {
             // The records are released when this returns, before the
             // builder is, so that apply stops copying records only this
             // snapshot still holds.
-            Self::build(&current, dir.as_ref(), &building, records)
+            Self::build(&current, dir.as_ref(), &building, facts, records)
         })
         .await
         .map_err(|e| SnapshotError::Io(std::io::Error::other(e)))
