@@ -35,7 +35,7 @@ use session_core::{
 };
 
 use crate::command::Command;
-use crate::network::{CallError, Pool};
+use crate::network::CallError;
 use crate::node::Shared;
 use crate::rpc::{Request, Response};
 
@@ -175,7 +175,7 @@ impl Shared {
                 // member may do better.
                 match self
                     .client
-                    .call(Pool::Replication, &addr, &request, remaining)
+                    .call_mesh(mesh, &addr, &request, remaining)
                     .await
                 {
                     Ok(Response::MeshLoad(Ok(record))) => return Ok(record.map(Arc::new)),
@@ -250,7 +250,7 @@ impl Shared {
                 };
                 match self
                     .client
-                    .call(Pool::Replication, &addr, &request, remaining)
+                    .call_mesh(mesh, &addr, &request, remaining)
                     .await
                 {
                     // The owning mesh's own verdict, success or not.

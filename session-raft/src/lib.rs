@@ -12,6 +12,7 @@ pub mod state_machine;
 pub mod types;
 
 mod cross_mesh;
+mod group;
 mod lease;
 mod network;
 mod node;

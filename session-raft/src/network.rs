@@ -34,6 +34,9 @@ use openraft::network::{RPCOption, RPCTypes};
 use openraft::{RaftNetworkFactory, RaftNetworkV2};
 
 use crate::append_split;
+use session_core::MeshTag;
+
+use crate::group::{GroupName, OwnGroup, GROUP_HEADER};
 use crate::lease::ReadLease;
 use crate::rpc::{
     self, Request, Response, SnapshotOffer, SnapshotReply, TransferLeaderRequest,
@@ -185,6 +188,19 @@ pub(crate) struct ClusterClient {
     max_answer_bytes: usize,
     /// `http` or `https`.
     scheme: &'static str,
+    /// The group this member belongs to, named on its calls to its own
+    /// group (see [`crate::group`]); `None` for operator tools.
+    own_group: Option<OwnGroup>,
+}
+
+/// Whom a call is meant for: a member (by id) and a group (see
+/// [`crate::group`]), each named only when the caller knows it.
+#[derive(Debug, Clone, Copy)]
+struct Target {
+    /// The member.
+    node: Option<NodeId>,
+    /// The group.
+    group: Option<GroupName>,
 }
 
 /// Which pool a call goes through.
@@ -281,14 +297,21 @@ impl ClusterClient {
             authorization,
             max_answer_bytes,
             scheme: if tls.is_some() { "https" } else { "http" },
+            own_group: None,
         }
+    }
+
+    /// Names `group` on every call to this member's own group.
+    pub(crate) fn with_own_group(mut self, group: OwnGroup) -> Self {
+        self.own_group = Some(group);
+        self
     }
 
     /// POSTs `body` to `path` at `addr` and returns the `200` answer's body.
     async fn post(
         &self,
         pool: Pool,
-        target: Option<NodeId>,
+        target: Target,
         addr: &str,
         path: &str,
         body: Vec<u8>,
@@ -310,7 +333,7 @@ impl ClusterClient {
     async fn post_body<B>(
         &self,
         client: &HttpClient<B>,
-        target: Option<NodeId>,
+        target: Target,
         addr: &str,
         path: &str,
         body: B,
@@ -331,10 +354,15 @@ impl ClusterClient {
         if let Some(auth) = &self.authorization {
             request.headers_mut().insert(AUTHORIZATION, auth.clone());
         }
-        if let Some(target) = target {
+        if let Some(node) = target.node {
             request
                 .headers_mut()
-                .insert(TARGET_HEADER, http::HeaderValue::from(target));
+                .insert(TARGET_HEADER, http::HeaderValue::from(node));
+        }
+        if let Some(group) = target.group {
+            request
+                .headers_mut()
+                .insert(GROUP_HEADER, group.header_value());
         }
         let exchange = async {
             let response = client.request(request).await.map_err(|e| {
@@ -424,12 +452,53 @@ impl ClusterClient {
         self.call_node(pool, None, addr, request, timeout).await
     }
 
+    /// Like [`Self::call`], to a member of another mesh: the call names that
+    /// mesh (see [`crate::group`]).
+    pub(crate) async fn call_mesh(
+        &self,
+        mesh: MeshTag,
+        addr: &str,
+        request: &Request,
+        timeout: Duration,
+    ) -> Result<Response, CallError> {
+        let target = Target {
+            node: None,
+            group: Some(GroupName {
+                mesh: Some(mesh),
+                cluster_id: 0,
+            }),
+        };
+        self.call_target(Pool::Replication, target, addr, request, timeout)
+            .await
+    }
+
+    /// The target of a call to member `node` (if named) of this member's
+    /// own group.
+    fn own_target(&self, node: Option<NodeId>) -> Target {
+        Target {
+            node,
+            group: self.own_group.as_ref().map(OwnGroup::name),
+        }
+    }
+
     /// Like [`Self::call`], naming the member meant (`target`): a server
     /// that is another member refuses the call (see [`TARGET_HEADER`]).
     pub(crate) async fn call_node(
         &self,
         pool: Pool,
         target: Option<NodeId>,
+        addr: &str,
+        request: &Request,
+        timeout: Duration,
+    ) -> Result<Response, CallError> {
+        let target = self.own_target(target);
+        self.call_target(pool, target, addr, request, timeout).await
+    }
+
+    async fn call_target(
+        &self,
+        pool: Pool,
+        target: Target,
         addr: &str,
         request: &Request,
         timeout: Duration,
@@ -463,7 +532,7 @@ impl ClusterClient {
         let answer = self
             .post_body(
                 &self.snapshot,
-                Some(target),
+                self.own_target(Some(target)),
                 addr,
                 SNAPSHOT_PATH,
                 body,

@@ -33,6 +33,7 @@ use tokio::task::JoinHandle;
 use crate::admin::{self, FirstContact};
 use crate::command::Command;
 use crate::config::{NodeConfig, ReadMode};
+use crate::group::OwnGroup;
 use crate::lease::ReadLease;
 use crate::log_store::LogStore;
 use crate::mesh::MeshDirectory;
@@ -440,13 +441,20 @@ impl RaftNode {
         };
         let reader = state_machine.reader();
 
-        let client = Arc::new(ClusterClient::new(
-            config.secret.as_deref(),
-            config.outbound_ip,
-            config.election_timeout_min,
-            config.max_snapshot_bytes.max(config.max_rpc_bytes),
-            tls.as_ref(),
-        ));
+        let own_group = OwnGroup {
+            mesh: config.mesh,
+            reader: reader.clone(),
+        };
+        let client = Arc::new(
+            ClusterClient::new(
+                config.secret.as_deref(),
+                config.outbound_ip,
+                config.election_timeout_min,
+                config.max_snapshot_bytes.max(config.max_rpc_bytes),
+                tls.as_ref(),
+            )
+            .with_own_group(own_group.clone()),
+        );
         let lease = Arc::new(ReadLease::new(config.effective_read_lease()));
         let network = NetworkFactory::new(
             config.node_id,
@@ -486,6 +494,7 @@ impl RaftNode {
             shared.clone(),
             ServerConfig {
                 node_id: config.node_id,
+                group: own_group,
                 expected_authorization: config
                     .secret
                     .as_deref()

@@ -28,6 +28,7 @@ use tokio::net::TcpListener;
 use tokio::sync::watch;
 use tokio::task::JoinSet;
 
+use crate::group::{GroupName, OwnGroup, GROUP_HEADER};
 use crate::node::Shared;
 use crate::rpc::{
     self, Request, SnapshotReply, REFUSED_UNREAD_HEADER, RPC_PATH, SNAPSHOT_PATH, TARGET_HEADER,
@@ -38,6 +39,8 @@ use crate::snapshot_transfer::{self, ReceiveError};
 pub(crate) struct ServerConfig {
     /// This member's id: calls naming another member are refused.
     pub(crate) node_id: crate::types::NodeId,
+    /// This member's group: calls naming another group are refused.
+    pub(crate) group: OwnGroup,
     /// The exact `authorization` header value expected, or `None` (insecure).
     pub(crate) expected_authorization: Option<Vec<u8>>,
     /// Body limit of [`RPC_PATH`].
@@ -286,6 +289,27 @@ async fn handle(
                     format!("{TARGET_HEADER} is not a node id"),
                 )
             }
+        }
+    }
+    if let Some(value) = request.headers().get(GROUP_HEADER) {
+        let Some(meant) = value.to_str().ok().and_then(GroupName::parse) else {
+            return refuse(
+                StatusCode::BAD_REQUEST,
+                format!("{GROUP_HEADER} is not `<mesh or ->/<cluster id hex>`"),
+            );
+        };
+        let this = config.group.name();
+        if let Some(why) = meant.mismatch(&this) {
+            tracing::warn!(
+                %peer,
+                meant = %value.to_str().unwrap_or_default(),
+                this = %this.header_value().to_str().unwrap_or_default(),
+                "refused a cluster call meant for another group: {why}"
+            );
+            return refuse(
+                StatusCode::MISDIRECTED_REQUEST,
+                format!("this is node {} of another group: {why}", config.node_id),
+            );
         }
     }
     if request.uri().path() == SNAPSHOT_PATH {

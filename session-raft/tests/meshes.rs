@@ -493,3 +493,82 @@ async fn each_mesh_enforces_its_own_session_limit() {
     }
     meshes.shutdown().await;
 }
+
+/// Mesh b's peer list sends its node 2's traffic to mesh a's node 2 (a typo,
+/// or an address reused across meshes): the node ids match, the groups do
+/// not. Mesh a's node 2 refuses b's calls, and both meshes go on.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_peer_address_leading_into_another_mesh_is_refused_not_obeyed() {
+    let mut a = TestCluster::prepare(1..=3, false, |c| c).await;
+    let mut b = TestCluster::prepare(1..=3, false, |c| c).await;
+    let mut directory = MeshDirectory::new();
+    directory.insert(tag("a"), a.fix_ports().await).unwrap();
+    directory.insert(tag("b"), b.fix_ports().await).unwrap();
+    a.mesh = Some((tag("a"), directory.clone()));
+    b.mesh = Some((tag("b"), directory));
+    b.peers.insert(2, a.proxies[&2].addr.to_string());
+    a.start_all().await;
+    b.start_all().await;
+    let leader_a = a.leader(LEADER_WAIT).await;
+    let cluster_a = eventually(LEADER_WAIT, "mesh a's cluster id", || async {
+        a.node(2).cluster_id()
+    })
+    .await;
+
+    // Mesh b elects among its two reachable members and commits.
+    let leader_b = eventually(LEADER_WAIT, "a leader in mesh b", || async {
+        [1, 3]
+            .into_iter()
+            .find(|id| b.node(*id).status().role == session_raft::Role::Leader)
+    })
+    .await;
+    let in_b = SessionId::generate(Some(tag("b"))).unwrap();
+    b.node(leader_b)
+        .store()
+        .create(&in_b, new_session(2))
+        .await
+        .expect("mesh b commits with its majority");
+
+    // Mesh a is untouched, its node 2 included, through many rounds of
+    // b's heartbeats and elections aimed at it.
+    let in_a = SessionId::generate(Some(tag("a"))).unwrap();
+    a.node(leader_a)
+        .store()
+        .create(&in_a, new_session(1))
+        .await
+        .unwrap();
+    tokio::time::sleep(Duration::from_secs(3)).await;
+    for id in 1..=3 {
+        let status = a.node(id).status();
+        assert_eq!(status.leader_id, Some(leader_a), "node {id} of mesh a");
+        assert_eq!(
+            a.node(id).cluster_id(),
+            Some(cluster_a),
+            "node {id} of mesh a"
+        );
+    }
+    let mut changes = ChangeSet::default();
+    changes.set("v".into(), 5u64.to_le_bytes().to_vec());
+    a.node(2)
+        .store()
+        .apply(&in_a, changes, now())
+        .await
+        .expect("mesh a's node 2 still writes");
+    let record = a
+        .node(leader_a)
+        .store()
+        .load(&in_a, session_core::ConsistencyToken::NONE, now())
+        .await
+        .unwrap()
+        .expect("mesh a's session");
+    assert_eq!(value_of(&record), 5);
+    let mut changes = ChangeSet::default();
+    changes.set("v".into(), 6u64.to_le_bytes().to_vec());
+    b.node(leader_b)
+        .store()
+        .apply(&in_b, changes, now())
+        .await
+        .expect("mesh b still writes");
+    a.shutdown().await;
+    b.shutdown().await;
+}
