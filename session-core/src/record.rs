@@ -21,7 +21,8 @@ use crate::store::{StoreError, Version};
 /// many tiny keys cannot dodge the size limit.
 pub const PER_KEY_OVERHEAD: usize = 8;
 
-/// A session's key/value data. Values are bincode-encoded serde values.
+/// A session's key/value data. Values are JSON-encoded serde values (see
+/// `Session::get`); stores treat them as opaque bytes.
 pub type SessionData = BTreeMap<String, Vec<u8>>;
 
 /// Encoded size of session data as counted against the size limit.

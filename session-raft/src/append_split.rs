@@ -17,7 +17,7 @@ use crate::types::{AppendEntriesRequest, AppendEntriesResponse, Entry, LogId, Ty
 /// Room left in a body for what surrounds the entries (message tag, vote,
 /// previous and committed log ids, the entries' count): far more than they
 /// take, so that a part never crosses the limit by a few bytes.
-const ENVELOPE_BYTES: usize = 4096;
+pub(crate) const ENVELOPE_BYTES: usize = 4096;
 
 /// Encoded size of one entry, as it appears inside a request body.
 fn encoded_len(entry: &Entry) -> usize {

@@ -150,6 +150,10 @@ pub(crate) struct Shared {
     /// Whether this member may serve reads from its own state (see
     /// [`crate::lease`]).
     pub(crate) lease: Arc<ReadLease>,
+    /// Most session bytes one write may carry: an entry must fit one
+    /// AppendEntries body (`max_rpc_bytes`), which cannot be split below one
+    /// entry, or replication of it would be refused forever.
+    pub(crate) max_write_bytes: usize,
 }
 
 /// Admin calls wait this long: adding a learner waits for it to catch up.
@@ -487,6 +491,9 @@ impl RaftNode {
             next_mesh_member: AtomicUsize::new(0),
             max_sessions: config.max_sessions,
             lease,
+            max_write_bytes: config
+                .max_rpc_bytes
+                .saturating_sub(2 * crate::append_split::ENVELOPE_BYTES),
         });
 
         let server = server::spawn(

@@ -30,8 +30,8 @@ use openraft::async_runtime::WatchReceiver;
 use openraft::errors::{ClientWriteError, LinearizableReadError, RaftError};
 use openraft::ReadPolicy;
 use session_core::{
-    ChangeSet, Committed, ConsistencyToken, MeshTag, NewSession, SessionId, SessionRecord,
-    SessionStore, StoreError, UnixMillis,
+    data_size, ChangeSet, Committed, ConsistencyToken, MeshTag, NewSession, SessionId,
+    SessionRecord, SessionStore, StoreError, UnixMillis, PER_KEY_OVERHEAD,
 };
 use tokio::sync::{mpsc, oneshot, Semaphore};
 
@@ -103,6 +103,7 @@ impl SessionStore for RaftStore {
     }
 
     async fn create(&self, id: &SessionId, session: NewSession) -> Result<Committed, StoreError> {
+        self.shared.check_write_size(data_size(&session.data))?;
         // The limit goes into the entry so that apply decides alike on every
         // replica (the receiving mesh re-stamps its own, see cross_mesh).
         let command = Command::Create {
@@ -128,6 +129,12 @@ impl SessionStore for RaftStore {
         now: UnixMillis,
     ) -> Result<Committed, StoreError> {
         self.shared.check_rotation(id, &changes)?;
+        let set_bytes: usize = changes
+            .set
+            .iter()
+            .map(|(key, value)| key.len() + value.len() + PER_KEY_OVERHEAD)
+            .sum();
+        self.shared.check_write_size(set_bytes)?;
         let command = Command::Apply {
             id: *id,
             changes,
@@ -367,6 +374,18 @@ async fn send_batch(
 }
 
 impl Shared {
+    /// Refuses a write whose session bytes cannot fit one replication
+    /// message (see `max_write_bytes`): nothing is proposed.
+    fn check_write_size(&self, bytes: usize) -> Result<(), StoreError> {
+        if bytes > self.max_write_bytes {
+            return Err(StoreError::TooLarge {
+                size: bytes,
+                limit: self.max_write_bytes,
+            });
+        }
+        Ok(())
+    }
+
     /// The leader this node knows of, and its cluster address.
     pub(crate) fn leader(&self) -> Option<(NodeId, Option<String>)> {
         let metrics = self.raft.server_metrics();

@@ -7,7 +7,7 @@ mod common;
 use std::time::Duration;
 
 use common::*;
-use session_core::{NewSession, SessionData, SessionStore};
+use session_core::{ChangeSet, NewSession, SessionData, SessionStore, StoreError};
 
 const LEADER_WAIT: Duration = Duration::from_secs(10);
 
@@ -112,5 +112,52 @@ async fn a_snapshot_larger_than_the_rpc_limit_reaches_a_lagging_member() {
     }
     // And the cluster serves writes.
     store.create(&new_id(), new_session(1)).await.unwrap();
+    cluster.shutdown().await;
+}
+
+/// One write too large for any replication message is refused before it is
+/// proposed (it could never be replicated, and would stall every write
+/// behind it); the cluster goes on committing.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_write_larger_than_one_replication_message_is_refused_not_stuck() {
+    let cluster = TestCluster::start(3, false, |c| {
+        c.with_max_rpc_bytes(MAX_RPC_BYTES)
+            .with_write_timeout(Duration::from_secs(3))
+    })
+    .await;
+    let (leader, followers) = cluster.followers(LEADER_WAIT).await;
+    for via in [leader, followers[0]] {
+        let store = cluster.node(via).store();
+        let refused = store
+            .create(&new_id(), big_session(1, MAX_RPC_BYTES + 1))
+            .await;
+        assert!(
+            matches!(refused, Err(StoreError::TooLarge { .. })),
+            "through node {via}: {refused:?}"
+        );
+        let id = new_id();
+        store.create(&id, big_session(2, 1_000)).await.unwrap();
+        let mut changes = ChangeSet::default();
+        changes.set("big".into(), vec![0; MAX_RPC_BYTES]);
+        let refused = store.apply(&id, changes, now()).await;
+        assert!(
+            matches!(refused, Err(StoreError::TooLarge { .. })),
+            "{refused:?}"
+        );
+        // Ordinary writes still commit, everywhere.
+        let mut changes = ChangeSet::default();
+        changes.set("v".into(), 3u64.to_le_bytes().to_vec());
+        let written = store.apply(&id, changes, now()).await.unwrap();
+        for node in cluster.running() {
+            let record = cluster
+                .node(node)
+                .store()
+                .load(&id, written.token, now())
+                .await
+                .unwrap()
+                .expect("replicated");
+            assert_eq!(value_of(&record), 3);
+        }
+    }
     cluster.shutdown().await;
 }
