@@ -37,6 +37,8 @@ pub(crate) struct AppState {
     pub(crate) backend: Backend,
     /// Renders `/metrics`.
     pub(crate) metrics: Option<PrometheusHandle>,
+    /// Whether `/cluster/status` answers on this (application) port.
+    pub(crate) public_status: bool,
 }
 
 /// `GET/POST /api/counter` answer.
@@ -224,6 +226,14 @@ async fn render_metrics(State(state): State<Arc<AppState>>) -> Response {
 }
 
 async fn cluster_status(State(state): State<Arc<AppState>>) -> Response {
+    if !state.public_status {
+        return (
+            StatusCode::NOT_FOUND,
+            "cluster status is not served on the application port (--public-status); \
+             use `demo-app admin status` on the cluster port",
+        )
+            .into_response();
+    }
     match &state.backend {
         Backend::Memory => Json(serde_json::json!({
             "node": state.node_name,

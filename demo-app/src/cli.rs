@@ -106,6 +106,14 @@ pub(crate) struct NodeArgs {
     /// Data directory (vote, log, snapshots). Omit with --ephemeral.
     #[arg(long, env = "RS_DATA_DIR")]
     pub(crate) data_dir: Option<PathBuf>,
+    /// Serve `/cluster/status` (members' cluster addresses, roles and lag) on
+    /// the application port too. Off by default: that port faces the load
+    /// balancer and the internet, and the member list is a map of the
+    /// cluster network. Operators get the same JSON through
+    /// `demo-app admin status --json` on the cluster port. `demo-app
+    /// cluster` (the local demo) turns it on for its page.
+    #[arg(long, env = "RS_PUBLIC_STATUS")]
+    pub(crate) public_status: bool,
     /// Keep all state in memory (tests, demos); a restart starts empty.
     /// Refused for a member of a multi-node cluster unless
     /// --ephemeral-cluster is given too.

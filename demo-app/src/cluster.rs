@@ -204,6 +204,8 @@ fn spawn_node(
         })
         // Plain http on loopback: a Secure cookie would not come back from curl.
         .arg("--insecure-cookies")
+        // The demo page shows the members; loopback only.
+        .arg("--public-status")
         .stdin(Stdio::null())
         .kill_on_drop(true);
     if let Some(max) = args.common.max_sessions {

@@ -63,6 +63,9 @@ pub(crate) async fn node(args: NodeArgs) -> anyhow::Result<()> {
         ReadModeArg::Linearizable => ReadMode::Linearizable,
         ReadModeArg::Local => ReadMode::Local,
     };
+    // Before the node starts, so that what it records from its first moment
+    // (the first elections, the first applies) reaches /metrics.
+    let metrics = telemetry::init_metrics();
     let node = Arc::new(
         RaftNode::start(config)
             .await
@@ -72,7 +75,8 @@ pub(crate) async fn node(args: NodeArgs) -> anyhow::Result<()> {
     let state = Arc::new(AppState {
         node_name: format!("node-{}", args.id),
         backend: Backend::Raft(node.clone()),
-        metrics: telemetry::init_metrics(),
+        metrics,
+        public_status: args.public_status,
     });
     let router = app::routes(state).layer(session_layer(store, &args.common)?);
     tracing::info!(
@@ -120,6 +124,8 @@ pub(crate) async fn standalone(args: StandaloneArgs) -> anyhow::Result<()> {
         node_name: "standalone".into(),
         backend: Backend::Memory,
         metrics: telemetry::init_metrics(),
+        // Nothing to hide: one process, no members.
+        public_status: true,
     });
     let router = app::routes(state).layer(session_layer(store, &args.common)?);
     tracing::info!(app = %args.listen, "serving (standalone, in-memory store)");
@@ -135,6 +141,8 @@ pub(crate) async fn ceiling(args: StandaloneArgs) -> anyhow::Result<()> {
         node_name: "ceiling".into(),
         backend: Backend::Memory,
         metrics: telemetry::init_metrics(),
+        // Nothing to hide: one process, no members.
+        public_status: true,
     });
     tracing::info!(app = %args.listen, "serving (ceiling: no session layer)");
     serve(listener, app::ceiling_routes(state)).await

@@ -19,6 +19,41 @@ async fn counter(client: &reqwest::Client, url: &str, method: &str) -> Option<Va
     response.json().await.ok()
 }
 
+/// The value of gauge `name` for `node` in a Prometheus text page.
+fn gauge(page: &str, name: &str, node: u64) -> Option<u64> {
+    let prefix = format!("{name}{{node=\"{node}\"}} ");
+    page.lines()
+        .find_map(|line| line.strip_prefix(&prefix))
+        .and_then(|value| value.trim().parse::<f64>().ok())
+        .map(|value| value as u64)
+}
+
+/// `Some` once node `id`'s applied and commit gauges equal its status.
+async fn gauges_match_status(http: &reqwest::Client, url: &str, id: u64) -> Option<()> {
+    let status: Value = http
+        .get(format!("{url}/cluster/status"))
+        .send()
+        .await
+        .ok()?
+        .json()
+        .await
+        .ok()?;
+    let page = http
+        .get(format!("{url}/metrics"))
+        .send()
+        .await
+        .ok()?
+        .text()
+        .await
+        .ok()?;
+    let applied = gauge(&page, "session_raft_applied_index", id)?;
+    let committed = gauge(&page, "session_raft_commit_index", id)?;
+    (Some(applied) == status["applied_index"].as_u64()
+        && Some(committed) == status["committed_index"].as_u64()
+        && applied >= 5)
+        .then_some(())
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn session_survives_sigkill_of_the_leader() {
     let mut cluster = ProcessCluster::start(3).await;
@@ -39,6 +74,16 @@ async fn session_survives_sigkill_of_the_leader() {
         let v = counter(&http, &url, "GET").await.expect("read");
         assert_eq!(v["count"], 5, "read through node {id}");
         assert_eq!(v["node"], format!("node-{id}"));
+    }
+
+    // Idle now: every node's /metrics gauges agree with its own status (they
+    // used to stay at an old index on an idle follower).
+    for id in 1..=3 {
+        let url = cluster.node(id).url();
+        eventually("metrics that match the status", || {
+            gauges_match_status(&http, &url, id)
+        })
+        .await;
     }
 
     let leader = cluster.leader().await;

@@ -99,6 +99,24 @@ async fn max_sessions_flag_caps_a_flood_and_secrets_stay_out_of_logs_and_status(
         .await
         .unwrap();
     assert!(!status.contains(&secret), "status shows the secret");
+    // A flood of them: every one refused and counted, but the log keeps
+    // to one line per reason per ten seconds.
+    for _ in 0..50 {
+        let response = http.post(&rpc).body(vec![6u8]).send().await.unwrap();
+        assert_eq!(response.status(), 401);
+    }
+    let metrics = http
+        .get(format!("{url}/metrics"))
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    assert!(
+        metrics.contains(r#"session_raft_refused_calls_total{reason="secret-missing"} 51"#),
+        "{metrics}"
+    );
     // The node writes its warnings before answering, so they are in.
     let log = cluster.node(1).log_tail();
     assert_eq!(

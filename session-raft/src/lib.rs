@@ -14,6 +14,7 @@ pub mod types;
 mod cross_mesh;
 mod group;
 mod lease;
+mod log_limit;
 mod network;
 mod node;
 #[cfg(test)]

@@ -35,6 +35,7 @@ use crate::command::Command;
 use crate::config::{NodeConfig, ReadMode};
 use crate::group::OwnGroup;
 use crate::lease::ReadLease;
+use crate::log_limit::LogLimiter;
 use crate::log_store::LogStore;
 use crate::mesh::MeshDirectory;
 use crate::network::{authorization_value, ClusterClient, NetworkFactory};
@@ -502,6 +503,7 @@ impl RaftNode {
             ServerConfig {
                 node_id: config.node_id,
                 group: own_group,
+                log_limit: LogLimiter::default(),
                 expected_authorization: config
                     .secret
                     .as_deref()
@@ -894,32 +896,38 @@ async fn expiry_timer(
 }
 
 /// Mirrors Raft progress into `metrics` gauges (a no-op without a recorder).
+///
+/// The gauges are looked up on every refresh (a few a second at most), not
+/// once: an application that installs its metrics recorder after starting
+/// the node still gets them.
 async fn export_metrics(shared: Arc<Shared>, mut stop: watch::Receiver<bool>) {
     let mut metrics = shared.raft.metrics();
+    let mut applied = shared.reader.watch_applied();
     let node = shared.node_id.to_string();
     loop {
         {
+            let gauge = |name: &'static str| metrics::gauge!(name, "node" => node.clone());
             let m = metrics.borrow_watched();
             let index =
                 |l: &Option<crate::types::LogId>| l.as_ref().map(|l| l.index).unwrap_or(0) as f64;
-            metrics::gauge!("session_raft_term", "node" => node.clone()).set(m.current_term as f64);
-            metrics::gauge!("session_raft_commit_index", "node" => node.clone())
-                .set(index(&m.local_committed));
-            metrics::gauge!("session_raft_applied_index", "node" => node.clone())
-                .set(index(&m.last_applied));
-            metrics::gauge!("session_raft_is_leader", "node" => node.clone()).set(
-                if m.state == openraft::ServerState::Leader {
-                    1.0
-                } else {
-                    0.0
-                },
-            );
-            metrics::gauge!("session_raft_sessions", "node" => node.clone())
-                .set(shared.reader.session_count() as f64);
+            gauge("session_raft_term").set(m.current_term as f64);
+            gauge("session_raft_commit_index").set(index(&m.local_committed));
+            gauge("session_raft_is_leader").set(if m.state == openraft::ServerState::Leader {
+                1.0
+            } else {
+                0.0
+            });
+            // The state machine's own applied index: openraft's metrics may
+            // not announce every apply.
+            gauge("session_raft_applied_index").set(shared.reader.applied_index() as f64);
+            gauge("session_raft_sessions").set(shared.reader.session_count() as f64);
         }
         tokio::select! {
             _ = stopped(&mut stop) => return,
             changed = metrics.changed() => if changed.is_err() { return },
+            changed = applied.changed() => if changed.is_err() { return },
+            // And a refresh now and then, whatever was announced.
+            _ = tokio::time::sleep(Duration::from_secs(1)) => {}
         }
         // Metrics change on every apply; a few updates a second are plenty.
         tokio::time::sleep(Duration::from_millis(250)).await;

@@ -29,6 +29,7 @@ use tokio::sync::watch;
 use tokio::task::JoinSet;
 
 use crate::group::{GroupName, OwnGroup, GROUP_HEADER};
+use crate::log_limit::LogLimiter;
 use crate::node::Shared;
 use crate::rpc::{
     self, Request, SnapshotReply, REFUSED_UNREAD_HEADER, RPC_PATH, SNAPSHOT_PATH, TARGET_HEADER,
@@ -41,6 +42,8 @@ pub(crate) struct ServerConfig {
     pub(crate) node_id: crate::types::NodeId,
     /// This member's group: calls naming another group are refused.
     pub(crate) group: OwnGroup,
+    /// Keeps refusal warnings to one per reason per interval.
+    pub(crate) log_limit: LogLimiter,
     /// The exact `authorization` header value expected, or `None` (insecure).
     pub(crate) expected_authorization: Option<Vec<u8>>,
     /// Body limit of [`RPC_PATH`].
@@ -135,7 +138,9 @@ async fn accept_loop(
                     Ok(Err(e)) => {
                         // Names the peer and the reason (plain HTTP, unknown
                         // CA, no client certificate, ...), never key material.
-                        tracing::warn!(%peer, error = %e, "refused cluster connection: TLS handshake failed");
+                        if let Some(held_back) = config.log_limit.allow("tls-handshake") {
+                            tracing::warn!(%peer, error = %e, held_back, "refused cluster connection: TLS handshake failed");
+                        }
                         return;
                     }
                     Err(_) => {
@@ -256,12 +261,14 @@ async fn handle(
         );
     }
     if !authorized(&request, config) {
-        let reason = if request.headers().contains_key(AUTHORIZATION) {
-            "wrong"
+        let (reason, kind) = if request.headers().contains_key(AUTHORIZATION) {
+            ("wrong", "secret-wrong")
         } else {
-            "missing"
+            ("missing", "secret-missing")
         };
-        tracing::warn!(%peer, path = request.uri().path(), "refused cluster request: {reason} cluster secret");
+        if let Some(held_back) = config.log_limit.allow(kind) {
+            tracing::warn!(%peer, path = request.uri().path(), held_back, "refused cluster request: {reason} cluster secret");
+        }
         return refuse(StatusCode::UNAUTHORIZED, "cluster secret missing or wrong");
     }
     if let Some(value) = request.headers().get(TARGET_HEADER) {
@@ -269,12 +276,15 @@ async fn handle(
         match meant {
             Some(meant) if meant == config.node_id => {}
             Some(meant) => {
-                tracing::warn!(
-                    %peer,
-                    meant,
-                    this = config.node_id,
-                    "refused a cluster call meant for another member: its peer address leads here"
-                );
+                if let Some(held_back) = config.log_limit.allow("other-member") {
+                    tracing::warn!(
+                        %peer,
+                        meant,
+                        this = config.node_id,
+                        held_back,
+                        "refused a cluster call meant for another member: its peer address leads here"
+                    );
+                }
                 return refuse(
                     StatusCode::MISDIRECTED_REQUEST,
                     format!(
@@ -300,12 +310,15 @@ async fn handle(
         };
         let this = config.group.name();
         if let Some(why) = meant.mismatch(&this) {
-            tracing::warn!(
-                %peer,
-                meant = %value.to_str().unwrap_or_default(),
-                this = %this.header_value().to_str().unwrap_or_default(),
-                "refused a cluster call meant for another group: {why}"
-            );
+            if let Some(held_back) = config.log_limit.allow("other-group") {
+                tracing::warn!(
+                    %peer,
+                    meant = %value.to_str().unwrap_or_default(),
+                    this = %this.header_value().to_str().unwrap_or_default(),
+                    held_back,
+                    "refused a cluster call meant for another group: {why}"
+                );
+            }
             return refuse(
                 StatusCode::MISDIRECTED_REQUEST,
                 format!("this is node {} of another group: {why}", config.node_id),
@@ -321,7 +334,9 @@ async fn handle(
             if e.downcast_ref::<http_body_util::LengthLimitError>()
                 .is_some()
             {
-                tracing::warn!(%peer, limit, "refused oversized cluster request");
+                if let Some(held_back) = config.log_limit.allow("oversized") {
+                    tracing::warn!(%peer, limit, held_back, "refused oversized cluster request");
+                }
                 return refuse(
                     StatusCode::PAYLOAD_TOO_LARGE,
                     format!("body larger than {limit} bytes"),
@@ -337,7 +352,9 @@ async fn handle(
             answer(&node.handle(request).await)
         }
         Err(e) => {
-            tracing::warn!(%peer, error = %e, "refused malformed cluster request");
+            if let Some(held_back) = config.log_limit.allow("malformed") {
+                tracing::warn!(%peer, error = %e, held_back, "refused malformed cluster request");
+            }
             refuse(StatusCode::BAD_REQUEST, e.to_string())
         }
     }
@@ -362,11 +379,15 @@ async fn receive_snapshot(
     match received {
         Ok((offer, data)) => answer(&node.install_snapshot(offer.vote, offer.meta, data).await),
         Err(e @ ReceiveError::TooLarge { .. }) => {
-            tracing::warn!(%peer, error = %e, "refused oversized snapshot");
+            if let Some(held_back) = config.log_limit.allow("oversized") {
+                tracing::warn!(%peer, error = %e, held_back, "refused oversized snapshot");
+            }
             refuse(StatusCode::PAYLOAD_TOO_LARGE, e.to_string())
         }
         Err(e @ (ReceiveError::Malformed(_) | ReceiveError::Body(_))) => {
-            tracing::warn!(%peer, error = %e, "refused malformed snapshot");
+            if let Some(held_back) = config.log_limit.allow("malformed") {
+                tracing::warn!(%peer, error = %e, held_back, "refused malformed snapshot");
+            }
             refuse(StatusCode::BAD_REQUEST, e.to_string())
         }
         Err(e) => {

@@ -213,6 +213,7 @@ impl ChaosCluster {
                     "--cookie-key-file".into(),
                     dir.path().join("cookie.key").display().to_string(),
                     "--insecure-cookies".into(),
+                    "--public-status".into(),
                     "--log".into(),
                     "info,openraft=warn".into(),
                 ];

@@ -294,6 +294,7 @@ fn node_args(dir: &Path, id: u64, port: u16, cluster_port: u16, peers: &[String]
         "--cookie-key-file".into(),
         dir.join("cookie.key").display().to_string(),
         "--insecure-cookies".into(),
+        "--public-status".into(),
         "--log".into(),
         "info".into(),
     ]
