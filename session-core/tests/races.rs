@@ -178,3 +178,60 @@ async fn a_session_not_found_drops_the_clients_token() {
         .unwrap();
     assert_eq!(token_of(&next), (0, record.version));
 }
+
+/// A request the browser sent before the login's answer came back, but
+/// that reaches the store only after the rotation: its cookie names an id
+/// that moved a moment ago. It must not log the user out either.
+#[tokio::test]
+async fn a_request_arriving_just_after_a_login_or_logout_leaves_the_cookie_alone() {
+    for logout in [false, true] {
+        let harness = Harness::new(|l| l);
+        let created = harness
+            .call(None, |s: Session| async move {
+                s.insert("n", 1u64).await.unwrap();
+            })
+            .await;
+        let old = cookie_pair(&created).unwrap();
+        let changed = harness
+            .call(Some(&old), move |s: Session| async move {
+                if logout {
+                    s.destroy().await.unwrap();
+                } else {
+                    s.insert("user", "alice").await.unwrap();
+                    s.cycle_id().await.unwrap();
+                }
+            })
+            .await;
+        assert_eq!(changed.status(), StatusCode::OK);
+        let sessions_after = harness.store.inner.len();
+
+        // With the old cookie: a read, then a write.
+        let read = harness
+            .call(Some(&old), |s: Session| async move {
+                assert_eq!(s.get::<u64>("n").await.unwrap(), None);
+            })
+            .await;
+        assert_eq!(read.status(), StatusCode::OK, "logout {logout}");
+        assert!(
+            set_cookie(&read).is_none(),
+            "logout {logout}: {:?}",
+            set_cookie(&read)
+        );
+        let write = harness
+            .call(Some(&old), |s: Session| async move {
+                s.insert("cart", 3u64).await.unwrap();
+            })
+            .await;
+        assert_eq!(write.status(), StatusCode::CONFLICT, "logout {logout}");
+        assert!(
+            set_cookie(&write).is_none(),
+            "logout {logout}: the late request sent {:?}",
+            set_cookie(&write)
+        );
+        assert_eq!(
+            harness.store.inner.len(),
+            sessions_after,
+            "logout {logout}: the late request created a session"
+        );
+    }
+}

@@ -66,15 +66,26 @@ pub enum Command {
         /// The proposed id; never 0.
         cluster_id: u64,
     },
+    /// Delete a session at a time stamped by the proposer (a logout); like
+    /// [`Command::Delete`], and the id is remembered for a moment so that a
+    /// request racing the logout is told the session went away (see
+    /// `session_core::store::Tombstones`). Last, for the wire indexes.
+    DeleteAt {
+        /// Session to delete.
+        id: SessionId,
+        /// Time stamped by the proposer.
+        now: UnixMillis,
+    },
 }
 
 impl Command {
     /// The session this command is about, if it is about one.
     pub fn session_id(&self) -> Option<&SessionId> {
         match self {
-            Command::Create { id, .. } | Command::Apply { id, .. } | Command::Delete { id } => {
-                Some(id)
-            }
+            Command::Create { id, .. }
+            | Command::Apply { id, .. }
+            | Command::Delete { id }
+            | Command::DeleteAt { id, .. } => Some(id),
             Command::ExpireBefore { .. } | Command::InitCluster { .. } => None,
         }
     }
@@ -95,6 +106,7 @@ impl fmt::Display for Command {
                 changes.rotate_to.is_some()
             ),
             Command::Delete { id } => write!(f, "delete {id:?}"),
+            Command::DeleteAt { id, now } => write!(f, "delete {id:?} at {now}"),
             Command::ExpireBefore { now } => write!(f, "expire-before {now}"),
             Command::InitCluster { cluster_id } => write!(f, "init-cluster {cluster_id:016x}"),
         }

@@ -67,7 +67,7 @@ fn op_label(command: &Command) -> &'static str {
     match command {
         Command::Create { .. } => "create",
         Command::Apply { .. } => "apply",
-        Command::Delete { .. } => "delete",
+        Command::Delete { .. } | Command::DeleteAt { .. } => "delete",
         Command::ExpireBefore { .. } => "expire",
         Command::InitCluster { .. } => "init-cluster",
     }

@@ -151,6 +151,8 @@ pub(crate) struct Shared {
     /// Whether this member may serve reads from its own state (see
     /// [`crate::lease`]).
     pub(crate) lease: Arc<ReadLease>,
+    /// Time source of stamps the store makes itself (deletes).
+    pub(crate) clock: session_core::Clock,
     /// Most session bytes one write may carry: an entry must fit one
     /// AppendEntries body (`max_rpc_bytes`), which cannot be split below one
     /// entry, or replication of it would be refused forever.
@@ -492,6 +494,7 @@ impl RaftNode {
             next_mesh_member: AtomicUsize::new(0),
             max_sessions: config.max_sessions,
             lease,
+            clock: config.clock.clone(),
             max_write_bytes: config
                 .max_rpc_bytes
                 .saturating_sub(2 * crate::append_split::ENVELOPE_BYTES),

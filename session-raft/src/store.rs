@@ -148,7 +148,12 @@ impl SessionStore for RaftStore {
     }
 
     async fn delete(&self, id: &SessionId) -> Result<Committed, StoreError> {
-        let command = Command::Delete { id: *id };
+        // Stamped so that the state machine remembers the id for a moment:
+        // a request racing this logout is then told so (see Tombstones).
+        let command = Command::DeleteAt {
+            id: *id,
+            now: self.shared.clock.now(),
+        };
         match self.shared.route(id) {
             Route::Local => self.shared.write(command).await,
             Route::Mesh(mesh) => self.shared.cross_mesh_write(mesh, command).await,
@@ -600,6 +605,20 @@ impl Shared {
         ConsistencyToken::NONE
     }
 
+    /// The session as this node's state machine has it, or
+    /// [`StoreError::Superseded`] for an id a login or logout took away
+    /// moments ago.
+    fn local_get(
+        &self,
+        id: &SessionId,
+        now: UnixMillis,
+    ) -> Result<Option<Arc<SessionRecord>>, StoreError> {
+        match self.reader.get(id, now) {
+            None if self.reader.superseded(id, now) => Err(StoreError::Superseded),
+            found => Ok(found),
+        }
+    }
+
     /// A read under the configured [`ReadMode`].
     pub(crate) async fn load(
         &self,
@@ -609,7 +628,7 @@ impl Shared {
     ) -> Result<Option<Arc<SessionRecord>>, StoreError> {
         let token = self.honoured(token);
         match self.read_mode {
-            ReadMode::Local => Ok(self.reader.get(id, now)),
+            ReadMode::Local => self.local_get(id, now),
             ReadMode::Session => {
                 if !self.lease.allows_local_reads() {
                     // Cut off (or a leader without its majority): what this
@@ -618,7 +637,7 @@ impl Shared {
                     return self.load_from_leader(id, token, now).await;
                 }
                 if self.wait_applied(token.index, self.read_wait).await {
-                    return Ok(self.reader.get(id, now));
+                    return self.local_get(id, now);
                 }
                 metrics::counter!("session_raft_reads_forwarded_total").increment(1);
                 self.load_from_leader(id, token, now).await
@@ -629,7 +648,7 @@ impl Shared {
                     .wait_applied(index.max(token.index), self.read_wait)
                     .await
                 {
-                    Ok(self.reader.get(id, now))
+                    self.local_get(id, now)
                 } else {
                     Err(StoreError::unavailable(
                         RETRY_SOON,

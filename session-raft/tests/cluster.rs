@@ -908,3 +908,33 @@ async fn a_cut_off_member_stops_serving_a_logged_out_session_within_its_lease() 
     .await;
     cluster.shutdown().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_id_moved_by_a_login_or_deleted_by_a_logout_is_superseded_on_every_node() {
+    let cluster = TestCluster::start(3, false, |c| c).await;
+    let (leader, followers) = cluster.followers(LEADER_WAIT).await;
+    let (old, deleted) = (new_id(), new_id());
+    let store = cluster.node(followers[0]).store();
+    store.create(&old, new_session(1)).await.unwrap();
+    store.create(&deleted, new_session(2)).await.unwrap();
+    let moved = ChangeSet {
+        rotate_to: Some(new_id()),
+        ..ChangeSet::default()
+    };
+    store.apply(&old, moved, now()).await.unwrap();
+    let last = store.delete(&deleted).await.unwrap();
+    for node in [leader, followers[0], followers[1]] {
+        for id in [&old, &deleted] {
+            let read = cluster.node(node).store().load(id, last.token, now()).await;
+            assert_eq!(read, Err(StoreError::Superseded), "node {node}");
+        }
+        // An id nobody ever used is simply not found.
+        let never = cluster
+            .node(node)
+            .store()
+            .load(&new_id(), last.token, now())
+            .await;
+        assert_eq!(never, Ok(None));
+    }
+    cluster.shutdown().await;
+}

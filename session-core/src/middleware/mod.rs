@@ -10,7 +10,7 @@
 //! |----------------------------------|-------------------------------|
 //! | `StoreError::Unavailable`        | 503 with `Retry-After`        |
 //! | `StoreError::TooLarge`           | 413                           |
-//! | `VersionConflict` (after [`expect_unchanged`](crate::Session::expect_unchanged)), or the session was deleted meanwhile | 409 |
+//! | `VersionConflict` (after [`expect_unchanged`](crate::Session::expect_unchanged)), or the session was deleted or moved (a login) meanwhile or moments before (`NotFound`, `Superseded`): the client's cookie is left alone | 409 |
 //! | `StoreError::Backend` (a real store fault) | 500                 |
 //!
 //! The replacement response has an empty body, which is why `ResBody` must

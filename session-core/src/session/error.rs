@@ -63,9 +63,9 @@ impl SessionError {
             Self::TooLarge { .. } | Self::Store(StoreError::TooLarge { .. }) => {
                 StatusCode::PAYLOAD_TOO_LARGE
             }
-            Self::Store(StoreError::VersionConflict { .. } | StoreError::NotFound) => {
-                StatusCode::CONFLICT
-            }
+            Self::Store(
+                StoreError::VersionConflict { .. } | StoreError::NotFound | StoreError::Superseded,
+            ) => StatusCode::CONFLICT,
             _ => StatusCode::INTERNAL_SERVER_ERROR,
         }
     }

@@ -28,7 +28,7 @@ use tracing::Instrument as _;
 use crate::clock::Clock;
 use crate::expiry::ExpiryPolicy;
 use crate::id::SessionId;
-use crate::store::{ConsistencyToken, SessionStore};
+use crate::store::{ConsistencyToken, SessionStore, StoreError};
 
 pub(crate) use error::retry_after_secs;
 use error::Result;
@@ -127,21 +127,36 @@ impl Session {
             }
             state.token
         };
+        let mut superseded = false;
         let record = match &self.inner.incoming {
             Some(id) => {
                 let context = &self.inner.context;
                 metrics::counter!("session_loads_total").increment(1);
-                context
+                let loaded = context
                     .store
                     .load(id, token, context.clock.now())
                     .instrument(tracing::debug_span!("session_load", id = ?id))
-                    .await?
-                    .map(|record| (*id, record))
+                    .await;
+                match loaded {
+                    Ok(record) => record.map(|record| (*id, record)),
+                    // Moved by a login or deleted by a logout while this
+                    // request was on its way: the browser may hold the newer
+                    // cookie already, so this request must neither replace
+                    // nor remove it (see `orphaned`).
+                    Err(StoreError::Superseded) => {
+                        superseded = true;
+                        None
+                    }
+                    Err(error) => return Err(error.into()),
+                }
             }
             None => None,
         };
         let mut state = self.inner.state.lock();
         state.loaded = true;
+        if superseded {
+            state.orphaned = true;
+        }
         if record.is_none() {
             // Unknown, expired or destroyed: the token belonged to that
             // session's history; a fresh session must not inherit it (in a

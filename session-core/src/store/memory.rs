@@ -25,7 +25,7 @@ use parking_lot::RwLock;
 use crate::clock::{Clock, UnixMillis};
 use crate::id::SessionId;
 use crate::record::{ChangeSet, NewSession, SessionRecord};
-use crate::store::{Committed, ConsistencyToken, SessionStore, StoreError, Version};
+use crate::store::{Committed, ConsistencyToken, SessionStore, StoreError, Tombstones, Version};
 
 /// Settings for [`MemoryStore`].
 #[derive(Debug, Clone)]
@@ -67,6 +67,10 @@ struct Shared {
     count: AtomicUsize,
     /// See [`MemoryStoreConfig::max_sessions`].
     max_sessions: Option<usize>,
+    /// Ids moved or deleted moments ago (see [`Tombstones`]).
+    tombstones: Tombstones,
+    /// Time of deletes, which carry none.
+    clock: Clock,
 }
 
 /// Aborts the purge task when the store goes away, so that no task outlives it.
@@ -120,6 +124,8 @@ impl MemoryStore {
             last_version: AtomicU64::new(0),
             count: AtomicUsize::new(0),
             max_sessions: config.max_sessions,
+            tombstones: Tombstones::default(),
+            clock: config.clock.clone(),
         });
         let purger = match (config.purge_interval, tokio::runtime::Handle::try_current()) {
             (Some(every), Ok(runtime)) => {
@@ -194,6 +200,7 @@ impl Shared {
     }
 
     fn purge_expired(&self, now: UnixMillis) -> usize {
+        self.tombstones.purge(now);
         let mut removed = 0;
         for shard in self.shards.iter() {
             // A read pass first: most sweeps find nothing, and must not block
@@ -258,6 +265,7 @@ impl Shared {
         let version = self.next_version();
         record.apply(changes, version)?;
         from_map.remove(id);
+        self.tombstones.bury(*id, now);
         let replaced = match to_map {
             Some(map) => map.insert(*to, Arc::new(record)),
             None => from_map.insert(*to, Arc::new(record)),
@@ -278,8 +286,14 @@ impl SessionStore for MemoryStore {
         _token: ConsistencyToken,
         now: UnixMillis,
     ) -> Result<Option<Arc<SessionRecord>>, StoreError> {
-        let map = self.shared.shard(id).read();
-        Ok(map.get(id).filter(|r| !r.is_expired(now)).cloned())
+        let found = {
+            let map = self.shared.shard(id).read();
+            map.get(id).filter(|r| !r.is_expired(now)).cloned()
+        };
+        if found.is_none() && self.shared.tombstones.is_buried(id, now) {
+            return Err(StoreError::Superseded);
+        }
+        Ok(found)
     }
 
     async fn create(&self, id: &SessionId, session: NewSession) -> Result<Committed, StoreError> {
@@ -324,6 +338,7 @@ impl SessionStore for MemoryStore {
         let mut map = shared.shard(id).write();
         if map.remove(id).is_some() {
             shared.count.fetch_sub(1, Ordering::Relaxed);
+            shared.tombstones.bury(*id, shared.clock.now());
         }
         Ok(Shared::committed(shared.next_version()))
     }

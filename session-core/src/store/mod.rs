@@ -26,8 +26,10 @@ use crate::record::{ChangeSet, NewSession, SessionRecord};
 
 pub mod conformance;
 mod memory;
+mod tombstones;
 
 pub use memory::{MemoryStore, MemoryStoreConfig};
+pub use tombstones::{Tombstones, MAX_TOMBSTONES, SUPERSEDED_WINDOW};
 
 /// A record's version; for the Raft store, the log index of its last change.
 pub type Version = u64;
@@ -125,6 +127,14 @@ pub enum StoreError {
     /// The store is broken in a way retrying will not fix (I/O, corruption).
     #[error("session store failure: {0}")]
     Backend(String),
+    /// The session under this id was moved to a new id (a login) or deleted
+    /// (a logout) a moment ago (see [`Tombstones`]): the request carrying it
+    /// raced that change, and the client may already hold a newer cookie.
+    /// Only [`SessionStore::load`] says this; stores that do not remember
+    /// such ids answer "not found" instead. Last, to keep the wire form of
+    /// the older variants.
+    #[error("session moved or deleted moments ago")]
+    Superseded,
 }
 
 impl StoreError {
@@ -147,6 +157,8 @@ pub trait SessionStore: Send + Sync + 'static {
     /// Loads a live (unexpired at `now`) session. `token` is the newest point
     /// the client has seen; a replicated store must not answer from a state
     /// older than it (it waits, bounded, or fails with `Unavailable`).
+    /// [`StoreError::Superseded`] if the id was moved or deleted moments ago
+    /// (optional: `Ok(None)` is also correct).
     async fn load(
         &self,
         id: &SessionId,

@@ -13,6 +13,7 @@ use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::sync::Arc;
 
 use parking_lot::RwLock;
+use session_core::store::Tombstones;
 use session_core::{
     ChangeSet, NewSession, SessionId, SessionRecord, StoreError, UnixMillis, Version,
 };
@@ -38,6 +39,9 @@ pub(crate) struct SessionMap {
     cluster_id: AtomicU64,
     /// Newest time a committed create or change carried; see [`GroupFacts`].
     newest_write_time: AtomicU64,
+    /// Ids moved by a rotation or deleted moments ago, so that a load racing
+    /// a login or logout is told so (advisory: not in snapshots).
+    tombstones: Tombstones,
 }
 
 /// What the state machine knows of its group besides the sessions; part of
@@ -65,6 +69,7 @@ impl SessionMap {
             applied: watch::Sender::new(0),
             cluster_id: AtomicU64::new(0),
             newest_write_time: AtomicU64::new(0),
+            tombstones: Tombstones::default(),
         }
     }
 
@@ -73,6 +78,18 @@ impl SessionMap {
         GroupFacts {
             cluster_id: self.cluster_id.load(Ordering::Acquire),
             newest_write_time: self.newest_write_time.load(Ordering::Relaxed),
+        }
+    }
+
+    /// Removes a session; one deleted at a known time (a logout) leaves a
+    /// tombstone.
+    fn delete(&self, id: &SessionId, at: Option<UnixMillis>) {
+        let mut shard = self.shard(id).write();
+        if shard.remove(id).is_some() {
+            self.count.fetch_sub(1, Ordering::Relaxed);
+            if let Some(at) = at {
+                self.tombstones.bury(*id, at);
+            }
         }
     }
 
@@ -121,13 +138,16 @@ impl SessionMap {
                 self.change(&id, &changes, now, index)
             }
             Command::Delete { id } => {
-                if self.shard(&id).write().remove(&id).is_some() {
-                    self.count.fetch_sub(1, Ordering::Relaxed);
-                }
+                self.delete(&id, None);
+                Ok(index)
+            }
+            Command::DeleteAt { id, now } => {
+                self.delete(&id, Some(now));
                 Ok(index)
             }
             Command::ExpireBefore { now } => {
                 self.expire_before(now);
+                self.tombstones.purge(now);
                 Ok(index)
             }
             Command::InitCluster { cluster_id } => {
@@ -237,6 +257,9 @@ impl SessionMap {
                 Some(shard) => shard.insert(new_id, record),
                 None => old_shard.insert(new_id, record),
             };
+            // While the shards are still locked: a reader never sees the old
+            // id gone without its tombstone.
+            self.tombstones.bury(*old_id, now);
             Ok(replaced.is_some())
         };
         let replaced_expired = if old_index == new_index {
@@ -346,6 +369,12 @@ impl SessionReader {
     /// until the first leader's [`Command::InitCluster`] is applied here).
     pub fn cluster_id(&self) -> u64 {
         self.map.cluster_id.load(Ordering::Acquire)
+    }
+
+    /// Whether `id` was moved by a login or deleted by a logout moments
+    /// before `now` (see `session_core::store::Tombstones`).
+    pub(crate) fn superseded(&self, id: &SessionId, now: UnixMillis) -> bool {
+        self.map.tombstones.is_buried(id, now)
     }
 
     /// Newest time a committed write carried (see `GroupFacts`).
