@@ -174,12 +174,11 @@ async fn destroy_removes_cookie_and_data() {
         set.starts_with("sid=;") && set.contains("Max-Age=0"),
         "{set}"
     );
-    assert!(app
-        .store
-        .load(&id, ConsistencyToken::NONE, START)
-        .await
-        .unwrap()
-        .is_none());
+    // Gone, and (moments after the logout) said to be: see Tombstones.
+    assert_eq!(
+        app.store.load(&id, ConsistencyToken::NONE, START).await,
+        Err(session_core::StoreError::Superseded)
+    );
     assert_eq!(
         text(send(&app, "GET", "/get/x", Some(&cookie)).await).await,
         "none"

@@ -68,9 +68,8 @@ async fn write_then_read_through_followers(durable: bool) {
         .node(writer)
         .store()
         .load(&id, deleted.token, now())
-        .await
-        .unwrap();
-    assert!(gone.is_none());
+        .await;
+    assert_eq!(gone, Err(StoreError::Superseded), "gone, moments ago");
     cluster.shutdown().await;
 }
 
@@ -748,7 +747,11 @@ async fn store_contract_through_a_follower() {
         ..ChangeSet::default()
     };
     let moved = store.apply(&id, rotate, now()).await.unwrap();
-    assert!(check.load(&id, moved.token, now()).await.unwrap().is_none());
+    assert_eq!(
+        check.load(&id, moved.token, now()).await,
+        Err(StoreError::Superseded),
+        "the old id is gone, and said to be moved moments ago"
+    );
     let record = check
         .load(&rotated, moved.token, now())
         .await

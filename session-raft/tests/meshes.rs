@@ -227,12 +227,14 @@ async fn sessions_of_one_mesh_are_served_through_every_node_of_the_other() {
         .await
         .unwrap();
     assert_eq!(value_via(&meshes, 1, &new_id, rotated).await, value + 1);
-    assert!(meshes
-        .store(3)
-        .load(&rotated_id, rotated.token, now())
-        .await
-        .unwrap()
-        .is_none());
+    // The old id is gone, and said to be moved moments ago.
+    assert_eq!(
+        meshes
+            .store(3)
+            .load(&rotated_id, rotated.token, now())
+            .await,
+        Err(StoreError::Superseded)
+    );
     // ... and is refused when the new id names another mesh, which would
     // strand the session where no request for it is routed.
     let mut stranded = set_value(0);
@@ -244,12 +246,11 @@ async fn sessions_of_one_mesh_are_served_through_every_node_of_the_other() {
 
     // Delete through mesh b; mesh a no longer has it.
     let deleted = meshes.store(6).delete(&new_id).await.unwrap();
-    assert!(meshes
-        .store(1)
-        .load(&new_id, deleted.token, now())
-        .await
-        .unwrap()
-        .is_none());
+    assert_eq!(
+        meshes.store(1).load(&new_id, deleted.token, now()).await,
+        Err(StoreError::Superseded),
+        "gone, moments ago"
+    );
     assert_eq!(
         meshes.store(5).apply(&new_id, set_value(1), now()).await,
         Err(StoreError::NotFound)

@@ -139,11 +139,13 @@ async fn load_data<S: SessionStore>(
     token: ConsistencyToken,
     now: UnixMillis,
 ) -> Option<SessionData> {
-    store
-        .load(id, token, now)
-        .await
-        .expect("load must succeed")
-        .map(|r| r.data.clone())
+    match store.load(id, token, now).await {
+        Ok(record) => record.map(|r| r.data.clone()),
+        // A store may say an id it moved or deleted moments ago is
+        // superseded instead of missing: gone either way.
+        Err(StoreError::Superseded) => None,
+        Err(error) => panic!("load must succeed: {error}"),
+    }
 }
 
 /// A created session loads back with its data, times and a version.
