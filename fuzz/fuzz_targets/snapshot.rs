@@ -7,8 +7,8 @@
 use libfuzzer_sys::fuzz_target;
 use session_raft::snapshot;
 
-/// Header of an empty snapshot: magic and format version.
-const MAGIC_AND_VERSION: &[u8] = b"RSESSNAP\x01\x00\x00\x00";
+/// Header of an empty snapshot: magic and format version (2: with group facts).
+const MAGIC_AND_VERSION: &[u8] = b"RSESSNAP\x02\x00\x00\x00";
 
 fn framed(payload: &[u8]) -> Vec<u8> {
     let mut bytes = MAGIC_AND_VERSION.to_vec();

@@ -314,8 +314,9 @@ impl Session {
         Ok(())
     }
 
-    /// Deletes a session the handler emptied, and removes the cookie.
-    async fn delete_emptied(&self, id: SessionId) -> Result<()> {
+    /// Deletes `id` from the store (counted and traced); the one place the
+    /// layer deletes, for logouts and for emptied sessions alike.
+    pub(super) async fn delete_stored(&self, id: SessionId) -> Result<()> {
         self.inner
             .context
             .store
@@ -323,6 +324,12 @@ impl Session {
             .instrument(tracing::debug_span!("session_delete", id = ?id))
             .await?;
         metrics::counter!("session_deletes_total").increment(1);
+        Ok(())
+    }
+
+    /// Deletes a session the handler emptied, and removes the cookie.
+    async fn delete_emptied(&self, id: SessionId) -> Result<()> {
+        self.delete_stored(id).await?;
         let mut state = self.inner.state.lock();
         state.current = None;
         state.token = crate::store::ConsistencyToken::NONE;

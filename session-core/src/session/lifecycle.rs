@@ -2,8 +2,6 @@
 //! logout (`destroy`, tower-sessions' `flush` and `delete`), and when it
 //! expires (`set_expiry`, `expiry`, `expiry_date`, `expiry_age`).
 
-use tracing::Instrument as _;
-
 use super::state::{ClientUpdate, State};
 use super::{Result, Session};
 use crate::expiry::{date_time, std_duration, unix_millis, Expiry};
@@ -43,13 +41,7 @@ impl Session {
             }
         };
         if let Some(id) = id {
-            self.inner
-                .context
-                .store
-                .delete(&id)
-                .instrument(tracing::debug_span!("session_delete", id = ?id))
-                .await?;
-            metrics::counter!("session_deletes_total").increment(1);
+            self.delete_stored(id).await?;
         }
         let mut state = self.inner.state.lock();
         let had_client_state = id.is_some() || state.client_update != ClientUpdate::Keep;
