@@ -41,8 +41,11 @@ pub(crate) struct ReadLease {
     lease: Duration,
     /// Origin of [`ReadLease::follower_until_ms`].
     base: Instant,
-    /// Milliseconds after `base` until which a follower may serve locally.
-    follower_until_ms: AtomicU64,
+    /// Milliseconds after `base` until which this member may serve locally:
+    /// renewed by a follower on every accepted append, and by a leader each
+    /// time it finds its quorum fresh (on every append it sends), so that
+    /// the per-read check is one atomic load.
+    valid_until_ms: AtomicU64,
     /// The Raft instance, set once it exists (the network is built first).
     raft: OnceLock<Raft>,
 }
@@ -52,7 +55,7 @@ impl ReadLease {
         Self {
             lease,
             base: Instant::now(),
-            follower_until_ms: AtomicU64::new(0),
+            valid_until_ms: AtomicU64::new(0),
             raft: OnceLock::new(),
         }
     }
@@ -67,8 +70,15 @@ impl ReadLease {
     }
 
     /// Leader side: milliseconds since a quorum last acknowledged this
-    /// member as leader ([`NO_QUORUM`] if never, or not leader).
+    /// member as leader ([`NO_QUORUM`] if never, or not leader). Extends
+    /// this member's own lease by what is left of it.
     pub(crate) fn quorum_age_ms(&self) -> u64 {
+        let age = self.read_quorum_age_ms();
+        self.extend(age);
+        age
+    }
+
+    fn read_quorum_age_ms(&self) -> u64 {
         let Some(raft) = self.raft.get() else {
             return NO_QUORUM;
         };
@@ -96,19 +106,27 @@ impl ReadLease {
         if matches!(response, AppendEntriesResponse::HigherVote(_)) {
             return;
         }
+        self.extend(quorum_age_ms);
+    }
+
+    /// Lets this member serve until the lease, less `quorum_age_ms` already
+    /// spent, runs out from now.
+    fn extend(&self, quorum_age_ms: u64) {
         let lease_ms = u64::try_from(self.lease.as_millis()).unwrap_or(u64::MAX);
         let Some(left) = lease_ms.checked_sub(quorum_age_ms) else {
             return;
         };
         let until = self.elapsed_ms().saturating_add(left);
-        self.follower_until_ms.fetch_max(until, Ordering::Relaxed);
+        self.valid_until_ms.fetch_max(until, Ordering::Relaxed);
     }
 
     /// Whether this member may serve a read from its own state now.
     pub(crate) fn allows_local_reads(&self) -> bool {
-        if self.elapsed_ms() < self.follower_until_ms.load(Ordering::Relaxed) {
+        if self.elapsed_ms() < self.valid_until_ms.load(Ordering::Relaxed) {
             return true;
         }
+        // A leader that sends no appends (the only voter) or whose lease
+        // just ran out: ask openraft, which also renews the fast path.
         let lease_ms = u64::try_from(self.lease.as_millis()).unwrap_or(u64::MAX);
         self.quorum_age_ms() < lease_ms
     }
