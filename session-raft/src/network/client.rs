@@ -1,23 +1,8 @@
-//! The client side of the cluster RPC: pooled HTTP/1 clients that carry
-//! [`crate::rpc`] messages to other members, and openraft's network traits on
-//! top of them.
-//!
-//! Three independent connection pools keep traffic classes from blocking each
-//! other (HTTP/1.1 runs one request per connection at a time):
-//!
-//! - `replication`: append entries, votes, forwarded writes/reads, admin calls;
-//! - `heartbeat`: the leader's liveness probes, so that a big append batch
-//!   never delays them past a follower's election timeout;
-//! - `snapshot`: full snapshot transfers, which can take seconds.
-//!
-//! Each pool opens more connections when all are busy, so concurrent forwarded
-//! writes do not queue behind one another either. A failure to connect, or a
-//! peer that answers "unavailable", is reported to openraft as
-//! [`Unreachable`], which makes it back off instead of hammering a dead peer.
+//! [`ClusterClient`]: the pooled HTTP/1 clients (plain or TLS) of one
+//! member, the credentials and target headers every call carries, and the
+//! mapping of transport failures to [`CallError`].
 
-use std::future::Future;
 use std::net::IpAddr;
-use std::sync::Arc;
 use std::time::Duration;
 
 use bytes::Bytes;
@@ -27,28 +12,19 @@ use http_body_util::{BodyExt, Full, Limited};
 use hyper_util::client::legacy::connect::HttpConnector;
 use hyper_util::client::legacy::{Client, ResponseFuture};
 use hyper_util::rt::TokioExecutor;
-use openraft::errors::{
-    NetworkError, RPCError, ReplicationClosed, StreamingError, Timeout, Unreachable,
-};
-use openraft::network::{RPCOption, RPCTypes};
-use openraft::{RaftNetworkFactory, RaftNetworkV2};
 
-use crate::append_split;
 use session_core::MeshTag;
 
 use crate::group::{GroupName, OwnGroup, GROUP_HEADER};
-use crate::lease::ReadLease;
 use crate::rpc::{
-    self, Request, Response, SnapshotOffer, SnapshotReply, TransferLeaderRequest,
-    TransferLeaderResponse, CONTENT_TYPE as BINCODE, REFUSED_UNREAD_HEADER, RPC_PATH,
-    SNAPSHOT_PATH, TARGET_HEADER,
+    self, Request, Response, SnapshotOffer, SnapshotReply, CONTENT_TYPE as BINCODE,
+    REFUSED_UNREAD_HEADER, RPC_PATH, SNAPSHOT_PATH, TARGET_HEADER,
 };
 use crate::snapshot_transfer::{self, SnapshotBody};
 use crate::tls::{self, TlsConnector, TlsSetup};
-use crate::types::{
-    AppendEntriesRequest, AppendEntriesResponse, Node, NodeId, Snapshot, SnapshotData,
-    SnapshotResponse, TypeConfig, Vote, VoteRequest, VoteResponse,
-};
+use crate::types::{NodeId, SnapshotData};
+
+use super::CallError;
 
 /// A pooled HTTP/1 client sending `B` bodies (`Full<Bytes>` for messages, a
 /// streamed [`SnapshotBody`] for snapshots), plain or over TLS.
@@ -84,92 +60,6 @@ where
             HttpClient::Plain(client) => client.request(request),
             HttpClient::Tls(client) => client.request(request),
         }
-    }
-}
-
-/// Why a call to another member failed.
-#[derive(Debug, Clone, thiserror::Error)]
-pub(crate) enum CallError {
-    /// No connection could be made: the request was certainly not delivered,
-    /// so retrying it (even a write) is safe.
-    #[error("cannot connect to {addr}: {reason}")]
-    Connect {
-        /// Peer address.
-        addr: String,
-        /// Cause.
-        reason: String,
-    },
-    /// No answer in time; the request may or may not have been acted on.
-    #[error("no answer from {addr} within {after:?}")]
-    Timeout {
-        /// Peer address.
-        addr: String,
-        /// The bound.
-        after: Duration,
-    },
-    /// The connection failed after the request may have been sent.
-    #[error("transport failure talking to {addr}: {reason}")]
-    Transport {
-        /// Peer address.
-        addr: String,
-        /// Cause.
-        reason: String,
-    },
-    /// TLS failed: the handshake (peer not speaking TLS, its certificate not
-    /// trusted or not for its name), the peer refused this member's
-    /// certificate, or a plain request reached a TLS port (the answer is no
-    /// HTTP). The peer did not read the request. A configuration problem,
-    /// which retrying will not fix.
-    #[error("TLS with {addr} failed: {reason}")]
-    Tls {
-        /// Peer address.
-        addr: String,
-        /// Cause.
-        reason: String,
-    },
-    /// A member refused the request before acting on it (wrong secret,
-    /// wrong member, malformed, too large): its answer carried
-    /// [`REFUSED_UNREAD_HEADER`].
-    #[error("{addr} refused the request with {status}: {reason}")]
-    Refused {
-        /// Peer address.
-        addr: String,
-        /// HTTP status.
-        status: StatusCode,
-        /// The peer's explanation.
-        reason: String,
-    },
-    /// A non-`200` answer that is not a member's refusal (a proxy's `502`,
-    /// a member's `500`): the request may have been acted on.
-    #[error("{addr} answered {status}: {reason}")]
-    BadStatus {
-        /// Peer address.
-        addr: String,
-        /// HTTP status.
-        status: StatusCode,
-        /// The answer's text, shortened.
-        reason: String,
-    },
-    /// The answer could not be decoded; the request may have been acted on.
-    #[error("bad answer from {addr}: {reason}")]
-    BadAnswer {
-        /// Peer address.
-        addr: String,
-        /// Cause.
-        reason: String,
-    },
-}
-
-impl CallError {
-    /// Whether the peer certainly did not act on the request, so that even a
-    /// write may be sent again. Everything else (time-out, a connection lost
-    /// after sending, a proxy's error status, an answer that does not
-    /// decode) leaves the outcome unknown.
-    pub(crate) fn not_delivered(&self) -> bool {
-        matches!(
-            self,
-            CallError::Connect { .. } | CallError::Refused { .. } | CallError::Tls { .. }
-        )
     }
 }
 
@@ -517,7 +407,7 @@ impl ClusterClient {
     }
 
     /// Streams a full snapshot and decodes the reply.
-    async fn send_snapshot(
+    pub(super) async fn send_snapshot(
         &self,
         target: NodeId,
         addr: &str,
@@ -543,244 +433,5 @@ impl ClusterClient {
             addr: addr.to_owned(),
             reason: e.to_string(),
         })
-    }
-}
-
-/// Makes openraft's per-peer network clients.
-pub(crate) struct NetworkFactory {
-    /// This member's id (for timeout reports).
-    node_id: NodeId,
-    /// Shared HTTP clients.
-    client: Arc<ClusterClient>,
-    /// This member's read lease: appends carry its quorum age.
-    lease: Arc<ReadLease>,
-    /// Peers' RPC body limit (every member has the same `max_rpc_bytes`):
-    /// larger AppendEntries are split (see [`crate::append_split`]).
-    max_rpc_bytes: usize,
-}
-
-impl NetworkFactory {
-    /// A factory whose clients all share `client`'s pools.
-    pub(crate) fn new(
-        node_id: NodeId,
-        client: Arc<ClusterClient>,
-        max_rpc_bytes: usize,
-        lease: Arc<ReadLease>,
-    ) -> Self {
-        Self {
-            node_id,
-            client,
-            max_rpc_bytes,
-            lease,
-        }
-    }
-
-    fn peer(&self, target: NodeId, node: &Node, pool: Pool) -> PeerNetwork {
-        PeerNetwork {
-            node_id: self.node_id,
-            target,
-            addr: node.addr.clone(),
-            pool,
-            client: self.client.clone(),
-            lease: self.lease.clone(),
-            max_rpc_bytes: self.max_rpc_bytes,
-        }
-    }
-}
-
-impl RaftNetworkFactory<TypeConfig> for NetworkFactory {
-    type Network = PeerNetwork;
-
-    async fn new_client(&mut self, target: NodeId, node: &Node) -> PeerNetwork {
-        self.peer(target, node, Pool::Replication)
-    }
-
-    async fn new_heartbeat_client(&mut self, target: NodeId, node: &Node) -> PeerNetwork {
-        self.peer(target, node, Pool::Heartbeat)
-    }
-
-    async fn new_snapshot_client(&mut self, target: NodeId, node: &Node) -> PeerNetwork {
-        self.peer(target, node, Pool::Snapshot)
-    }
-}
-
-/// openraft's view of one peer: sends Raft messages to it through one pool.
-pub(crate) struct PeerNetwork {
-    /// This member (for timeout reports).
-    node_id: NodeId,
-    /// The peer.
-    target: NodeId,
-    /// Its cluster address.
-    addr: String,
-    /// The pool this client uses.
-    pool: Pool,
-    /// Shared HTTP clients.
-    client: Arc<ClusterClient>,
-    /// This member's read lease (for the quorum age appends carry).
-    lease: Arc<ReadLease>,
-    /// The peer's RPC body limit.
-    max_rpc_bytes: usize,
-}
-
-impl PeerNetwork {
-    /// Sends one AppendEntries that fits the peer's body limit.
-    async fn append_part(
-        &self,
-        rpc: AppendEntriesRequest,
-        option: &RPCOption,
-    ) -> Result<AppendEntriesResponse, RPCError<TypeConfig>> {
-        match self
-            .raft_call(
-                Request::LeasedAppendEntries {
-                    rpc,
-                    quorum_age_ms: self.lease.quorum_age_ms(),
-                },
-                RPCTypes::AppendEntries,
-                option,
-            )
-            .await?
-        {
-            Response::AppendEntries(response) => Ok(response),
-            other => Err(unexpected(other)),
-        }
-    }
-
-    /// Sends a Raft message and maps failures to what openraft expects.
-    async fn raft_call(
-        &self,
-        request: Request,
-        action: RPCTypes,
-        option: &RPCOption,
-    ) -> Result<Response, RPCError<TypeConfig>> {
-        let timeout = option.soft_ttl();
-        match self
-            .client
-            .call_node(self.pool, Some(self.target), &self.addr, &request, timeout)
-            .await
-        {
-            Ok(Response::Unavailable(reason)) => Err(RPCError::Unreachable(
-                Unreachable::from_string(format!("node {} unavailable: {reason}", self.target)),
-            )),
-            Ok(response) => Ok(response),
-            Err(CallError::Timeout { .. }) => Err(RPCError::Timeout(Timeout {
-                action,
-                id: self.node_id,
-                target: self.target,
-                timeout,
-            })),
-            Err(e) => {
-                tracing::debug!(target_node = self.target, error = %e, "raft rpc failed");
-                Err(RPCError::Unreachable(Unreachable::from_string(e)))
-            }
-        }
-    }
-}
-
-/// An answer of the wrong kind: the peer runs something else.
-fn unexpected(response: Response) -> RPCError<TypeConfig> {
-    RPCError::Network(NetworkError::from_string(format!(
-        "unexpected answer: {response:?}"
-    )))
-}
-
-impl RaftNetworkV2<TypeConfig> for PeerNetwork {
-    type SnapshotData = SnapshotData;
-
-    async fn append_entries(
-        &mut self,
-        rpc: AppendEntriesRequest,
-        option: RPCOption,
-    ) -> Result<AppendEntriesResponse, RPCError<TypeConfig>> {
-        let mut parts = append_split::split(rpc, self.max_rpc_bytes);
-        if parts.len() == 1 {
-            if let Some(whole) = parts.pop() {
-                return self.append_part(whole, &option).await;
-            }
-        }
-        let this = &*self;
-        append_split::send_parts(parts, |part| this.append_part(part, &option)).await
-    }
-
-    async fn vote(
-        &mut self,
-        rpc: VoteRequest,
-        option: RPCOption,
-    ) -> Result<VoteResponse, RPCError<TypeConfig>> {
-        match self
-            .raft_call(Request::Vote(rpc), RPCTypes::Vote, &option)
-            .await?
-        {
-            Response::Vote(response) => Ok(response),
-            other => Err(unexpected(other)),
-        }
-    }
-
-    async fn pre_vote(
-        &mut self,
-        rpc: VoteRequest,
-        option: RPCOption,
-    ) -> Result<VoteResponse, RPCError<TypeConfig>> {
-        match self
-            .raft_call(Request::PreVote(rpc), RPCTypes::Vote, &option)
-            .await?
-        {
-            Response::Vote(response) => Ok(response),
-            other => Err(unexpected(other)),
-        }
-    }
-
-    async fn full_snapshot(
-        &mut self,
-        vote: Vote,
-        snapshot: Snapshot,
-        cancel: impl Future<Output = ReplicationClosed> + Send + 'static,
-        option: RPCOption,
-    ) -> Result<SnapshotResponse, StreamingError<TypeConfig>> {
-        let offer = SnapshotOffer {
-            vote,
-            meta: snapshot.meta,
-        };
-        let timeout = option.soft_ttl();
-        let send =
-            self.client
-                .send_snapshot(self.target, &self.addr, &offer, snapshot.snapshot, timeout);
-        let reply = tokio::select! {
-            closed = cancel => return Err(StreamingError::Closed(closed)),
-            reply = send => reply,
-        };
-        match reply {
-            Ok(SnapshotReply::Installed(response)) => Ok(response),
-            Ok(SnapshotReply::Unavailable(reason)) => Err(StreamingError::Unreachable(
-                Unreachable::from_string(format!("node {} unavailable: {reason}", self.target)),
-            )),
-            Err(CallError::Timeout { .. }) => Err(StreamingError::Timeout(Timeout {
-                action: RPCTypes::InstallSnapshot,
-                id: self.node_id,
-                target: self.target,
-                timeout,
-            })),
-            Err(e) => {
-                tracing::debug!(target_node = self.target, error = %e, "snapshot transfer failed");
-                Err(StreamingError::Unreachable(Unreachable::from_string(e)))
-            }
-        }
-    }
-
-    async fn transfer_leader(
-        &mut self,
-        req: TransferLeaderRequest,
-        option: RPCOption,
-    ) -> Result<TransferLeaderResponse, RPCError<TypeConfig>> {
-        match self
-            .raft_call(
-                Request::TransferLeader(req),
-                RPCTypes::TransferLeader,
-                &option,
-            )
-            .await?
-        {
-            Response::TransferLeader(response) => Ok(response),
-            other => Err(unexpected(other)),
-        }
     }
 }
