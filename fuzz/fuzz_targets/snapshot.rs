@@ -1,11 +1,11 @@
-//! The snapshot decoder (`session_raft::snapshot::verify`, which the
+//! The snapshot decoder (`session_raft::internals::snapshot::verify`, which the
 //! snapshot endpoint runs before installing): arbitrary bytes are refused
 //! or accepted, never a panic. Half of the inputs get a valid header and
 //! checksum around them, so that the payload decoder (bincode) sees them.
 #![no_main]
 
 use libfuzzer_sys::fuzz_target;
-use session_raft::snapshot;
+use session_raft::internals::snapshot;
 
 /// Header of an empty snapshot: magic and format version (2: with group facts).
 const MAGIC_AND_VERSION: &[u8] = b"RSESSNAP\x02\x00\x00\x00";

@@ -17,7 +17,7 @@
 use http::HeaderValue;
 use session_core::MeshTag;
 
-use crate::state_machine::SessionReader;
+use crate::storage::state_machine::SessionReader;
 
 /// Header naming the group a call is meant for: `<mesh or ->/<cluster id hex>`.
 pub(crate) const GROUP_HEADER: &str = "x-raft-sessions-group";

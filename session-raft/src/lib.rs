@@ -5,10 +5,7 @@ mod append_split;
 mod bincode_limit;
 pub mod command;
 mod config;
-pub mod log_store;
 pub mod mesh;
-pub mod snapshot;
-pub mod state_machine;
 pub mod types;
 
 mod cross_mesh;
@@ -23,12 +20,11 @@ mod rpc;
 mod server;
 mod snapshot_transfer;
 mod status;
+pub(crate) mod storage;
 mod store;
 mod tls;
 
 pub use command::{Command, CommandResponse};
-pub use log_store::LogStore;
-pub use state_machine::{SessionReader, StateMachineStore};
 
 pub use config::{ClusterSecret, NodeConfig, ReadMode};
 pub use mesh::{MeshDirectory, MeshDirectoryError};
@@ -49,4 +45,14 @@ pub fn decode_cluster_request(body: &[u8]) -> Result<&'static str, String> {
     rpc::decode::<rpc::Request>(body, config::DEFAULT_MAX_RPC_BYTES)
         .map(|request| request.kind())
         .map_err(|e| e.to_string())
+}
+
+/// Internals for this workspace's tests, benchmarks and fuzz targets: the
+/// storage types, openraft's type configuration and the snapshot format.
+/// Not part of the supported API; they change without notice.
+#[doc(hidden)]
+pub mod internals {
+    pub use crate::storage::log::LogStore;
+    pub use crate::storage::snapshot;
+    pub use crate::storage::state_machine::{SessionReader, StateMachineStore};
 }

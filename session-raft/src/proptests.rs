@@ -1,6 +1,6 @@
 //! Property tests of the two decoders that take bytes from the network or
 //! the disk: cluster RPC frames ([`crate::rpc::decode`]) and snapshots
-//! ([`crate::snapshot::decode`] / [`crate::snapshot::verify`]).
+//! ([`crate::storage::snapshot::decode`] / [`crate::storage::snapshot::verify`]).
 //!
 //! - Arbitrary bytes, and valid encodings with a few bytes changed, give a
 //!   value or an error, never a panic (and never a huge allocation: the
@@ -23,7 +23,7 @@ use session_core::{
 
 use crate::command::Command;
 use crate::rpc::{self, Request, Response, SnapshotOffer, SnapshotReply, WriteOutcome};
-use crate::snapshot;
+use crate::storage::snapshot;
 use crate::types::{EntryPayload, LogId, StoredMembership, TypeConfig};
 
 fn session_id() -> impl Strategy<Value = SessionId> {

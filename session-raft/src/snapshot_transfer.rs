@@ -21,7 +21,7 @@ use tokio::io::AsyncWriteExt as _;
 use tokio::sync::mpsc;
 
 use crate::rpc::{self, EncodeError, SnapshotOffer};
-use crate::snapshot::{self, SnapshotData, SnapshotError};
+use crate::storage::snapshot::{self, SnapshotData, SnapshotError};
 
 /// Size of the chunks a snapshot is sent in.
 const CHUNK: usize = 1 << 20;

@@ -7,7 +7,7 @@
 //! makes an openraft upgrade a one-file change.
 
 use crate::command::{Command, CommandResponse};
-use crate::state_machine::StateMachineStore;
+use crate::storage::state_machine::StateMachineStore;
 
 openraft::declare_raft_types!(
     /// Type configuration of the session Raft group: log entries carry
@@ -48,8 +48,8 @@ pub type StoredMembership = openraft::alias::StoredMembershipOf<TypeConfig>;
 
 /// Snapshot payload as handed between the state machine and the network: the
 /// encoded snapshot, in a file (or in memory for `--ephemeral`), cheap to
-/// clone and read in chunks (see [`crate::snapshot`]).
-pub type SnapshotData = crate::snapshot::SnapshotData;
+/// clone and read in chunks (see [`crate::storage::snapshot`]).
+pub type SnapshotData = crate::storage::snapshot::SnapshotData;
 /// Snapshot metadata: last included log id and membership.
 pub type SnapshotMeta = openraft::alias::SnapshotMetaOf<TypeConfig>;
 /// A snapshot: metadata and payload.

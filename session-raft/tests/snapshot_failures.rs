@@ -15,7 +15,7 @@ async fn a_failed_snapshot_build_is_survived_and_retried() {
     let cluster = TestCluster::start(3, true, |c| c.with_snapshot_every(20)).await;
     let (leader, _) = cluster.followers(Duration::from_secs(10)).await;
     let store = cluster.node(leader).store();
-    session_raft::snapshot::inject_write_failures(true);
+    session_raft::internals::snapshot::inject_write_failures(true);
     // Well past the snapshot policy on every member: each build fails.
     let mut written = Vec::new();
     for i in 0..100u64 {
@@ -34,7 +34,7 @@ async fn a_failed_snapshot_build_is_survived_and_retried() {
             "no snapshot yet"
         );
     }
-    session_raft::snapshot::inject_write_failures(false);
+    session_raft::internals::snapshot::inject_write_failures(false);
     // Later writes trigger a retry once the back-off has passed.
     eventually(
         Duration::from_secs(20),

@@ -10,8 +10,9 @@ use openraft::storage::{IOFlushed, RaftLogStorage, RaftStateMachine};
 use openraft::testing::log::{StoreBuilder, Suite};
 use openraft::{EntryPayload, RaftLogReader, RaftSnapshotBuilder, StorageHelper};
 use session_core::{ChangeSet, NewSession, SessionData, SessionId};
+use session_raft::internals::{LogStore, StateMachineStore};
 use session_raft::types::{Entry, LogId, StorageError, TypeConfig, Vote};
-use session_raft::{Command, LogStore, StateMachineStore};
+use session_raft::Command;
 use tempfile::TempDir;
 
 struct MemoryBuilder;
@@ -439,9 +440,9 @@ async fn corrupt_snapshot_bytes_are_an_error_not_a_panic() {
     let mut longer = good.clone();
     longer.push(0);
     candidates.push(longer);
-    assert!(session_raft::snapshot::verify(&snapshot.meta, &good).is_ok());
+    assert!(session_raft::internals::snapshot::verify(&snapshot.meta, &good).is_ok());
     for bytes in candidates {
-        assert!(session_raft::snapshot::verify(&snapshot.meta, &bytes).is_err());
+        assert!(session_raft::internals::snapshot::verify(&snapshot.meta, &bytes).is_err());
         let result = follower
             .install_snapshot(&snapshot.meta, bytes.into())
             .await;

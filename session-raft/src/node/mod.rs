@@ -35,13 +35,13 @@ use crate::config::{NodeConfig, ReadMode};
 use crate::group::OwnGroup;
 use crate::lease::ReadLease;
 use crate::log_limit::LogLimiter;
-use crate::log_store::LogStore;
 use crate::mesh::MeshDirectory;
 use crate::network::{authorization_value, ClusterClient, NetworkFactory};
 use crate::rpc::{Request, Response, SnapshotReply};
 use crate::server::{self, ServerConfig, ServerHandle};
-use crate::state_machine::{SessionReader, StateMachineStore};
 use crate::status::ClusterStatus;
+use crate::storage::log::LogStore;
+use crate::storage::state_machine::{SessionReader, StateMachineStore};
 use crate::store::{Forwarder, RaftStore};
 use crate::types::{NodeId, Raft, Snapshot};
 

@@ -17,8 +17,8 @@ use openraft::RaftSnapshotBuilder;
 use parking_lot::Mutex;
 use session_core::{SessionId, SessionRecord};
 
-use crate::snapshot::{self, SnapshotContents, SnapshotData, SnapshotDir, SnapshotError};
-use crate::state_machine::GroupFacts;
+use crate::storage::snapshot::{self, SnapshotContents, SnapshotData, SnapshotDir, SnapshotError};
+use crate::storage::state_machine::GroupFacts;
 use crate::types::{LogId, Snapshot, SnapshotMeta, StoredMembership, TypeConfig};
 
 /// First wait after a failed build; doubles per failure up to the maximum.

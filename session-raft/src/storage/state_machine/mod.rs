@@ -2,7 +2,7 @@
 //! session map, builds and installs snapshots.
 //!
 //! The map lives in memory only; durability comes from snapshots (bincode
-//! files, streamed out with fsync and atomic rename, see [`crate::snapshot`]
+//! files, streamed out with fsync and atomic rename, see [`crate::storage::snapshot`]
 //! and [`snapshots`], which also says why a failed build is not fatal) plus
 //! the durable Raft log: on restart openraft installs the last snapshot and
 //! re-applies the committed log after it. So apply never touches the disk.
@@ -21,14 +21,14 @@ use openraft::storage::{EntryResponder, RaftStateMachine};
 use openraft::EntryPayload;
 
 use crate::command::CommandResponse;
-use crate::snapshot::{self, SnapshotDir};
+use crate::storage::snapshot::{self, SnapshotDir};
 use crate::types::{LogId, Snapshot, SnapshotData, SnapshotMeta, StoredMembership, TypeConfig};
 
 pub(crate) use map::GroupFacts;
 use map::SessionMap;
 pub use map::SessionReader;
 use snapshots::CurrentSnapshot;
-pub use snapshots::SnapshotBuilder;
+pub(crate) use snapshots::SnapshotBuilder;
 
 /// The session state machine. Construct with [`StateMachineStore::open`]
 /// (snapshots on disk) or [`StateMachineStore::in_memory`], take a

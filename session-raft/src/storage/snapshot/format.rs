@@ -17,7 +17,7 @@ use session_core::{SessionId, SessionRecord};
 
 use super::{SnapshotData, SnapshotError};
 use crate::bincode_limit;
-use crate::state_machine::GroupFacts;
+use crate::storage::state_machine::GroupFacts;
 use crate::types::{LogId, SnapshotMeta, StoredMembership};
 
 /// First bytes of every snapshot.

@@ -86,7 +86,7 @@ pub(crate) fn encode(
     records: &[(SessionId, Arc<SessionRecord>)],
 ) -> Result<Vec<u8>, SnapshotError> {
     let mut out = io::Cursor::new(Vec::new());
-    let facts = crate::state_machine::GroupFacts::default();
+    let facts = crate::storage::state_machine::GroupFacts::default();
     write(&mut out, last_applied, last_membership, &facts, records)?;
     Ok(out.into_inner())
 }
