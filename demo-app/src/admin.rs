@@ -10,7 +10,7 @@ use std::time::Duration;
 
 use anyhow::anyhow;
 use session_raft::admin::{self, AdminReply, AdminRequest};
-use session_raft::{AdminError, ClusterSecret, ClusterStatus};
+use session_raft::{AdminError, CallError, ClusterSecret, ClusterStatus};
 
 use crate::cli::{AdminAction, AdminArgs};
 use crate::keys;
@@ -71,7 +71,7 @@ fn explain(
     timeout: Duration,
 ) -> anyhow::Error {
     match error {
-        AdminError::SecretRefused(addr) => match secret_file {
+        AdminError::SecretRefused { addr } => match secret_file {
             Some(file) => anyhow!(
                 "{what}: the cluster secret was refused by {addr}: {} does not hold this \
                  cluster's secret",
@@ -82,16 +82,28 @@ fn explain(
                  give --secret-file"
             ),
         },
-        AdminError::Unreachable { addr, reason } => anyhow!(
-            "{what}: {addr} is unreachable ({reason}); --via must be the cluster address of a \
-             running member"
+        AdminError::Unreachable { addr, source } => {
+            let reason = match source {
+                CallError::Connect { reason, .. } => reason,
+                other => other.to_string(),
+            };
+            anyhow!(
+                "{what}: {addr} is unreachable ({reason}); --via must be the cluster address of \
+                 a running member"
+            )
+        }
+        AdminError::Refused { reason } => anyhow!("{what}: refused: {reason}"),
+        AdminError::Unavailable { last_problem } => anyhow!(
+            "{what}: not done within {timeout:?} through {via} (last problem: {last_problem}); \
+             a membership change may still complete: check `status`"
         ),
-        AdminError::Refused(reason) => anyhow!("{what}: refused: {reason}"),
-        AdminError::Unavailable(reason) => anyhow!(
-            "{what}: not done within {timeout:?} through {via} (last problem: {reason}); a \
-             membership change may still complete: check `status`"
-        ),
-        AdminError::Tls(reason) => anyhow!("{what}: {reason}"),
+        e @ AdminError::NotAClusterPort { .. } => anyhow!("{what}: refused: {e}"),
+        // These say what they are ("refused: ...", "cluster TLS: ...").
+        e @ (AdminError::Rejected(_) | AdminError::Tls(_) | AdminError::TlsFiles(_)) => {
+            anyhow!("{what}: {e}")
+        }
+        // A kind added later still says what it is.
+        e => anyhow!("{what}: {e}"),
     }
 }
 

@@ -9,7 +9,7 @@
 
 use libfuzzer_sys::fuzz_target;
 use session_core::{ChangeSet, SessionRecord};
-use session_raft::Command;
+use session_raft::internals::Command;
 
 fn config() -> impl bincode::config::Config {
     bincode::config::standard().with_limit::<{ 2 << 30 }>()

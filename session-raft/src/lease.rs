@@ -28,7 +28,8 @@ use std::time::{Duration, Instant};
 use openraft::async_runtime::WatchReceiver;
 use openraft::Instant as _;
 
-use crate::types::{AppendEntriesResponse, Raft};
+use crate::storage::Raft;
+use crate::types::AppendEntriesResponse;
 
 /// A quorum age that renews nothing: the leader has no quorum ack yet.
 pub(crate) const NO_QUORUM: u64 = u64::MAX;

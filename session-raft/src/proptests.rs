@@ -161,27 +161,11 @@ fn snapshot_bytes(index: u64, records: &[(SessionId, SessionRecord)]) -> Vec<u8>
     snapshot::encode(&Some(log_id(index)), &membership(1), &shared).unwrap()
 }
 
-/// Valid header (magic, version, length, checksum) around arbitrary payload
-/// bytes, so that the bincode decoder itself sees hostile input.
-fn framed(payload: &[u8]) -> Vec<u8> {
-    let empty = snapshot::encode(&None, &StoredMembership::default(), &[]).unwrap();
-    let mut bytes = empty[..12].to_vec();
-    bytes.extend_from_slice(&(payload.len() as u64).to_le_bytes());
-    let mut hash: u64 = 0xcbf2_9ce4_8422_2325;
-    for byte in payload {
-        hash ^= u64::from(*byte);
-        hash = hash.wrapping_mul(0x0000_0100_0000_01b3);
-    }
-    bytes.extend_from_slice(&hash.to_le_bytes());
-    bytes.extend_from_slice(payload);
-    bytes
-}
-
 /// The body limit frames are decoded under (the default `max_rpc_bytes`).
 const RPC_LIMIT: usize = 64 << 20;
 
 fn all_rpc_decoders(bytes: &[u8]) {
-    let _ = crate::decode_cluster_request(bytes);
+    let _ = crate::internals::decode_cluster_request(bytes);
     let _ = rpc::decode::<Request>(bytes, RPC_LIMIT);
     let _ = rpc::decode::<Response>(bytes, RPC_LIMIT);
     let _ = rpc::decode::<SnapshotOffer>(bytes, RPC_LIMIT);
@@ -199,7 +183,7 @@ proptest! {
     #[test]
     fn write_batches_round_trip(commands in proptest::collection::vec(command(), 0..8)) {
         let bytes = rpc::encode(&Request::Write(commands.clone())).unwrap();
-        prop_assert_eq!(crate::decode_cluster_request(&bytes), Ok("write"));
+        prop_assert_eq!(crate::internals::decode_cluster_request(&bytes), Ok("write"));
         match rpc::decode::<Request>(&bytes, RPC_LIMIT) {
             Ok(Request::Write(decoded)) => prop_assert_eq!(decoded, commands),
             other => prop_assert!(false, "decoded {other:?}"),
@@ -248,7 +232,7 @@ proptest! {
         prop_assert!(snapshot::decode(&bytes).is_err() || bytes.len() >= 28);
         let _ = snapshot::verify(&Default::default(), &bytes);
         // The same bytes behind a valid header reach bincode.
-        let _ = snapshot::decode(&framed(&bytes));
+        let _ = snapshot::decode(&snapshot::frame::frame(&bytes));
     }
 
     #[test]

@@ -1,5 +1,6 @@
 //! The one openraft type configuration of this crate, and the concrete aliases
-//! every other module uses.
+//! every other module uses (the Raft handle and snapshot types, which name
+//! our storage, are in [`crate::storage`]).
 //!
 //! openraft is generic over a [`openraft::RaftTypeConfig`]; naming the
 //! instantiated types here (rather than spelling `openraft::X<TypeConfig>` all
@@ -7,7 +8,6 @@
 //! makes an openraft upgrade a one-file change.
 
 use crate::command::{Command, CommandResponse};
-use crate::storage::state_machine::StateMachineStore;
 
 openraft::declare_raft_types!(
     /// Type configuration of the session Raft group: log entries carry
@@ -26,8 +26,6 @@ pub type NodeId = u64;
 /// What the cluster knows about a member: `addr` is its cluster RPC address.
 pub type Node = openraft::BasicNode;
 
-/// The Raft handle, bound to our state machine type.
-pub type Raft = openraft::Raft<TypeConfig, StateMachineStore>;
 /// openraft configuration (timeouts, snapshot policy, ...).
 pub type Config = openraft::Config;
 
@@ -46,14 +44,8 @@ pub type Membership = openraft::Membership<NodeId, Node>;
 /// A membership configuration and the log id that introduced it.
 pub type StoredMembership = openraft::alias::StoredMembershipOf<TypeConfig>;
 
-/// Snapshot payload as handed between the state machine and the network: the
-/// encoded snapshot, in a file (or in memory for `--ephemeral`), cheap to
-/// clone and read in chunks (see [`crate::storage::snapshot`]).
-pub type SnapshotData = crate::storage::snapshot::SnapshotData;
 /// Snapshot metadata: last included log id and membership.
 pub type SnapshotMeta = openraft::alias::SnapshotMetaOf<TypeConfig>;
-/// A snapshot: metadata and payload.
-pub type Snapshot = openraft::alias::SnapshotOf<TypeConfig, SnapshotData>;
 
 /// Storage failure as openraft reports it.
 pub type StorageError = openraft::StorageError<TypeConfig>;

@@ -14,7 +14,7 @@ use common::*;
 use session_core::{
     ChangeSet, Clock, ConsistencyToken, NewSession, SessionData, SessionStore, StoreError,
 };
-use session_raft::command::FULL_RETRY_AFTER;
+use session_raft::internals::FULL_RETRY_AFTER;
 use session_raft::RaftStore;
 
 const LEADER_WAIT: Duration = Duration::from_secs(10);

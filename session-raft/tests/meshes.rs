@@ -17,8 +17,8 @@ use std::time::Duration;
 use common::*;
 use openraft::storage::RaftLogReader;
 use session_core::{ChangeSet, Committed, MeshTag, SessionId, SessionStore, StoreError};
+use session_raft::internals::types::EntryPayload;
 use session_raft::internals::LogStore;
-use session_raft::types::EntryPayload;
 use session_raft::{MeshDirectory, NodeConfig};
 
 const LEADER_WAIT: Duration = Duration::from_secs(10);

@@ -10,9 +10,9 @@ use openraft::storage::{IOFlushed, RaftLogStorage, RaftStateMachine};
 use openraft::testing::log::{StoreBuilder, Suite};
 use openraft::{EntryPayload, RaftLogReader, RaftSnapshotBuilder, StorageHelper};
 use session_core::{ChangeSet, NewSession, SessionData, SessionId};
+use session_raft::internals::types::{Entry, LogId, StorageError, TypeConfig, Vote};
+use session_raft::internals::Command;
 use session_raft::internals::{LogStore, StateMachineStore};
-use session_raft::types::{Entry, LogId, StorageError, TypeConfig, Vote};
-use session_raft::Command;
 use tempfile::TempDir;
 
 struct MemoryBuilder;

@@ -19,8 +19,6 @@
 
 #![allow(dead_code, unreachable_pub)]
 
-use std::path::PathBuf;
-use std::process::{Child, Command, Stdio};
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -30,7 +28,7 @@ use reqwest::Method;
 use serde_json::Value;
 use tokio::task::JoinHandle;
 
-use crate::common::{free_ports, write_hex, BIN, PATIENCE};
+use crate::common::{free_ports, write_hex, NodeProcess, PATIENCE};
 use crate::fault_proxy::FaultNet;
 
 /// Name of the demo's session cookie.
@@ -90,74 +88,33 @@ impl Rng {
     }
 }
 
-/// One `demo-app node` process of a [`ChaosCluster`].
+/// One `demo-app node` process of a [`ChaosCluster`]: a [`NodeProcess`]
+/// (whose `cluster_port` is the real one; peers reach it through its proxy)
+/// that may also be SIGSTOPped.
 pub struct ChaosNode {
-    /// Node id.
-    pub id: u64,
-    /// Application port.
-    pub port: u16,
-    /// The node's real cluster port (peers reach it through its proxy).
-    pub cluster_port: u16,
-    /// The process, while it runs.
-    child: Option<Child>,
+    /// The process.
+    process: NodeProcess,
     /// SIGSTOPped and not yet continued.
     stopped: bool,
-    /// Arguments (to restart it the same way).
-    args: Vec<String>,
-    /// Where its output goes.
-    log: PathBuf,
 }
 
 impl ChaosNode {
-    /// Base URL of the application port.
-    pub fn url(&self) -> String {
-        format!("http://127.0.0.1:{}", self.port)
-    }
-
     /// Running and not stopped.
     pub fn is_up(&self) -> bool {
-        self.child.is_some() && !self.stopped
+        self.process.child.is_some() && !self.stopped
     }
+}
 
-    /// The last few KiB of its log (for failure messages).
-    pub fn log_tail(&self) -> String {
-        let text = std::fs::read_to_string(&self.log).unwrap_or_default();
-        let mut start = text.len().saturating_sub(3000);
-        while !text.is_char_boundary(start) {
-            start += 1;
-        }
-        text[start..].to_owned()
+impl std::ops::Deref for ChaosNode {
+    type Target = NodeProcess;
+    fn deref(&self) -> &NodeProcess {
+        &self.process
     }
+}
 
-    /// Up to 12 lines of the whole log that name a panic or an error (a
-    /// panic's message is the line after "panicked at"), first ones first.
-    pub fn first_failures(&self) -> String {
-        let text = std::fs::read_to_string(&self.log).unwrap_or_default();
-        let lines: Vec<&str> = text.lines().collect();
-        let mut picked = Vec::new();
-        for (i, line) in lines.iter().enumerate() {
-            if picked.len() >= 12 {
-                break;
-            }
-            if line.contains("panicked at") {
-                picked.push(line.to_string());
-                if let Some(next) = lines.get(i + 1) {
-                    picked.push(next.to_string());
-                }
-            } else if line.contains("ERROR") || line.starts_with("Error:") {
-                picked.push(line.to_string());
-            }
-        }
-        picked.join("\n")
-    }
-
-    fn signal(&self, signal: &str) {
-        let pid = self.child.as_ref().expect("node runs").id();
-        let status = Command::new("kill")
-            .args([signal, &pid.to_string()])
-            .status()
-            .expect("run kill");
-        assert!(status.success(), "kill {signal} {pid} failed");
+impl std::ops::DerefMut for ChaosNode {
+    fn deref_mut(&mut self) -> &mut NodeProcess {
+        &mut self.process
     }
 }
 
@@ -223,13 +180,8 @@ impl ChaosCluster {
                     args.extend(["--read-mode".into(), mode]);
                 }
                 ChaosNode {
-                    id,
-                    port: ports[i],
-                    cluster_port: ports[n + i],
-                    child: None,
+                    process: NodeProcess::new(id, ports[i], ports[n + i], args, dir.path()),
                     stopped: false,
-                    args,
-                    log: dir.path().join(format!("node-{id}.log")),
                 }
             })
             .collect();
@@ -259,7 +211,7 @@ impl ChaosCluster {
 
     /// Application URLs of all members (up or not: clients do not know).
     pub fn urls(&self) -> Vec<String> {
-        self.nodes.iter().map(ChaosNode::url).collect()
+        self.nodes.iter().map(|n| n.url()).collect()
     }
 
     /// Notes a fault (and prints it, so `--nocapture` shows the schedule).
@@ -277,30 +229,15 @@ impl ChaosCluster {
     pub fn spawn(&mut self, id: u64) {
         let node = &mut self.nodes[(id - 1) as usize];
         assert!(node.child.is_none(), "node {id} already runs");
-        let log = std::fs::OpenOptions::new()
-            .create(true)
-            .append(true)
-            .open(&node.log)
-            .expect("open node log");
-        let child = Command::new(BIN)
-            .args(&node.args)
-            .stdin(Stdio::null())
-            .stdout(log.try_clone().unwrap())
-            .stderr(log)
-            .spawn()
-            .expect("spawn demo-app node");
-        self.net.set_pid(id, Some(child.id()));
-        node.child = Some(child);
+        node.spawn();
         node.stopped = false;
+        self.net.set_pid(id, node.pid());
     }
 
     /// SIGKILL node `id` and reap it.
     pub fn kill(&mut self, id: u64) {
         let node = &mut self.nodes[(id - 1) as usize];
-        if let Some(mut child) = node.child.take() {
-            let _ = child.kill();
-            let _ = child.wait();
-        }
+        node.process.kill();
         node.stopped = false;
         self.net.set_pid(id, None);
     }

@@ -89,16 +89,22 @@ impl NodeProcess {
         format!("http://127.0.0.1:{}", self.port)
     }
 
-    /// A node started with `args`, logging to `dir/node-<id>.log`.
-    pub fn spawned(id: u64, port: u16, cluster_port: u16, args: Vec<String>, dir: &Path) -> Self {
-        let mut node = NodeProcess {
+    /// A node to be started with `args`, logging to `dir/node-<id>.log`;
+    /// not running yet (see [`NodeProcess::spawn`]).
+    pub fn new(id: u64, port: u16, cluster_port: u16, args: Vec<String>, dir: &Path) -> Self {
+        NodeProcess {
             id,
             port,
             cluster_port,
             child: None,
             args,
             log: dir.join(format!("node-{id}.log")),
-        };
+        }
+    }
+
+    /// A node started with `args`, logging to `dir/node-<id>.log`.
+    pub fn spawned(id: u64, port: u16, cluster_port: u16, args: Vec<String>, dir: &Path) -> Self {
+        let mut node = Self::new(id, port, cluster_port, args, dir);
         node.spawn();
         node
     }
@@ -131,6 +137,38 @@ impl NodeProcess {
     /// OS process id, while running.
     pub fn pid(&self) -> Option<u32> {
         self.child.as_ref().map(|c| c.id())
+    }
+
+    /// Sends `signal` (`-STOP`, `-CONT`, ...) to the running process.
+    pub fn signal(&self, signal: &str) {
+        let pid = self.pid().expect("node runs");
+        let status = Command::new("kill")
+            .args([signal, &pid.to_string()])
+            .status()
+            .expect("run kill");
+        assert!(status.success(), "kill {signal} {pid} failed");
+    }
+
+    /// Up to 12 lines of the whole log that name a panic or an error (a
+    /// panic's message is the line after "panicked at"), first ones first.
+    pub fn first_failures(&self) -> String {
+        let text = std::fs::read_to_string(&self.log).unwrap_or_default();
+        let lines: Vec<&str> = text.lines().collect();
+        let mut picked = Vec::new();
+        for (i, line) in lines.iter().enumerate() {
+            if picked.len() >= 12 {
+                break;
+            }
+            if line.contains("panicked at") {
+                picked.push(line.to_string());
+                if let Some(next) = lines.get(i + 1) {
+                    picked.push(next.to_string());
+                }
+            } else if line.contains("ERROR") || line.starts_with("Error:") {
+                picked.push(line.to_string());
+            }
+        }
+        picked.join("\n")
     }
 
     /// The node's log so far (for failure messages).

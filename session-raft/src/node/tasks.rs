@@ -8,20 +8,21 @@ use std::time::Duration;
 use openraft::async_runtime::WatchReceiver;
 use tokio::sync::watch;
 
-use super::Shared;
 use crate::command::Command;
+use crate::replica::Replica;
+use crate::stop::stopped;
 
 /// The first leader that finds the group without a cluster id proposes a
 /// random one ([`Command::InitCluster`]); every member's task ends once the
 /// id is applied there.
-pub(super) async fn name_the_cluster(shared: Arc<Shared>, mut stop: watch::Receiver<bool>) {
-    let mut metrics = shared.raft.server_metrics();
-    while shared.reader.cluster_id() == 0 {
-        if shared.raft.is_leader() {
-            let proposal = shared.raft.client_write(Command::InitCluster {
+pub(super) async fn name_the_cluster(replica: Arc<Replica>, mut stop: watch::Receiver<bool>) {
+    let mut metrics = replica.raft.server_metrics();
+    while replica.reader.cluster_id() == 0 {
+        if replica.raft.is_leader() {
+            let proposal = replica.raft.client_write(Command::InitCluster {
                 cluster_id: random_cluster_id(),
             });
-            match tokio::time::timeout(shared.write_timeout, proposal).await {
+            match tokio::time::timeout(replica.write_timeout, proposal).await {
                 Ok(Ok(_)) => continue,
                 Ok(Err(e)) => tracing::debug!(error = %e, "cluster id proposal failed"),
                 Err(_) => tracing::debug!("cluster id proposal timed out"),
@@ -59,7 +60,7 @@ fn random_cluster_id() -> u64 {
 /// newest time a committed write carried: a leader whose clock jumps ahead
 /// must not expire every session of the group at once.
 pub(super) async fn expiry_timer(
-    shared: Arc<Shared>,
+    replica: Arc<Replica>,
     every: Duration,
     clock_bound: Duration,
     clock: session_core::Clock,
@@ -74,11 +75,11 @@ pub(super) async fn expiry_timer(
             _ = stopped(&mut stop) => return,
             _ = ticks.tick() => {}
         }
-        if !shared.raft.is_leader() {
+        if !replica.raft.is_leader() {
             continue;
         }
         let wall = clock.now();
-        let group = shared.reader.newest_write_time();
+        let group = replica.reader.newest_write_time();
         let now = bounded_expiry_stamp(wall, group, clock_bound);
         if now < wall {
             // Loud, but once a minute: the cause lasts (a stepped clock, or
@@ -86,7 +87,7 @@ pub(super) async fn expiry_timer(
             if warned.is_none_or(|at| at.elapsed() >= Duration::from_secs(60)) {
                 warned = Some(std::time::Instant::now());
                 tracing::warn!(
-                    node = shared.node_id,
+                    node = replica.node_id,
                     wall_clock = wall,
                     newest_committed_write = group,
                     ahead_ms = wall - group,
@@ -97,11 +98,11 @@ pub(super) async fn expiry_timer(
             }
             metrics::counter!("session_raft_expiry_stamps_bounded_total").increment(1);
         }
-        if !shared.reader.any_expired(now) {
+        if !replica.reader.any_expired(now) {
             continue;
         }
-        let proposal = shared.raft.client_write(Command::ExpireBefore { now });
-        match tokio::time::timeout(shared.write_timeout, proposal).await {
+        let proposal = replica.raft.client_write(Command::ExpireBefore { now });
+        match tokio::time::timeout(replica.write_timeout, proposal).await {
             Ok(Ok(_)) => tracing::debug!(now, "expired sessions"),
             Ok(Err(e)) => tracing::debug!(error = %e, "expiry proposal failed"),
             Err(_) => tracing::debug!("expiry proposal timed out"),
@@ -114,10 +115,10 @@ pub(super) async fn expiry_timer(
 /// The gauges are looked up on every refresh (a few a second at most), not
 /// once: an application that installs its metrics recorder after starting
 /// the node still gets them.
-pub(super) async fn export_metrics(shared: Arc<Shared>, mut stop: watch::Receiver<bool>) {
-    let mut metrics = shared.raft.metrics();
-    let mut applied = shared.reader.watch_applied();
-    let node = shared.node_id.to_string();
+pub(super) async fn export_metrics(replica: Arc<Replica>, mut stop: watch::Receiver<bool>) {
+    let mut metrics = replica.raft.metrics();
+    let mut applied = replica.reader.watch_applied();
+    let node = replica.node_id.to_string();
     loop {
         {
             let gauge = |name: &'static str| metrics::gauge!(name, "node" => node.clone());
@@ -133,8 +134,8 @@ pub(super) async fn export_metrics(shared: Arc<Shared>, mut stop: watch::Receive
             });
             // The state machine's own applied index: openraft's metrics may
             // not announce every apply.
-            gauge("session_raft_applied_index").set(shared.reader.applied_index() as f64);
-            gauge("session_raft_sessions").set(shared.reader.session_count() as f64);
+            gauge("session_raft_applied_index").set(replica.reader.applied_index() as f64);
+            gauge("session_raft_sessions").set(replica.reader.session_count() as f64);
         }
         tokio::select! {
             _ = stopped(&mut stop) => return,
@@ -146,11 +147,6 @@ pub(super) async fn export_metrics(shared: Arc<Shared>, mut stop: watch::Receive
         // Metrics change on every apply; a few updates a second are plenty.
         tokio::time::sleep(Duration::from_millis(250)).await;
     }
-}
-
-/// Resolves once `stop` says so (or its sender is gone).
-pub(crate) async fn stopped(stop: &mut watch::Receiver<bool>) {
-    let _ = stop.wait_for(|stop| *stop).await;
 }
 
 /// The expiry stamp for a leader whose clock says `wall` in a group whose

@@ -6,3 +6,6 @@
 pub(crate) mod log;
 pub mod snapshot;
 pub(crate) mod state_machine;
+
+/// The Raft handle, bound to our state machine.
+pub(crate) type Raft = openraft::Raft<crate::types::TypeConfig, state_machine::StateMachineStore>;

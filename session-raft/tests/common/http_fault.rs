@@ -3,7 +3,7 @@
 //! after passing them on (`502`, as a load balancer or sidecar does when the
 //! upstream answer is lost) or hold without answering (a stalled path).
 //!
-//! It tells calls apart with `session_raft::decode_cluster_request`, the
+//! It tells calls apart with `session_raft::internals::decode_cluster_request`, the
 //! node's own decoder.
 
 use std::convert::Infallible;
@@ -129,7 +129,7 @@ async fn relay(
         .await
         .map(|b| b.to_bytes())
         .unwrap_or_default();
-    let is_write = session_raft::decode_cluster_request(&body) == Ok("write");
+    let is_write = session_raft::internals::decode_cluster_request(&body) == Ok("write");
     if is_write && fault == WriteFault::Stall {
         stalled.fetch_add(1, Ordering::SeqCst);
         tokio::time::sleep(Duration::from_secs(60)).await;

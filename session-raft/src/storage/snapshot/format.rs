@@ -15,16 +15,12 @@ use serde::ser::SerializeTuple as _;
 use serde::Serialize;
 use session_core::{SessionId, SessionRecord};
 
+use super::frame::{self, Checksum, HEADER_LEN};
 use super::{SnapshotData, SnapshotError};
 use crate::bincode_limit;
 use crate::storage::state_machine::GroupFacts;
 use crate::types::{LogId, SnapshotMeta, StoredMembership};
 
-/// First bytes of every snapshot.
-const MAGIC: &[u8; 8] = b"RSESSNAP";
-/// Version of the payload layout; bump on any incompatible change.
-const FORMAT_VERSION: u32 = 2;
-const HEADER_LEN: usize = 8 + 4 + 8 + 8;
 /// Bound on the encoded log id and membership (a membership lists members'
 /// ids and addresses: kilobytes).
 const POSITION_LIMIT: usize = 1 << 20;
@@ -49,24 +45,6 @@ impl SnapshotContents {
         SnapshotMeta {
             last_log_id: self.last_applied,
             last_membership: self.last_membership.clone(),
-        }
-    }
-}
-
-/// FNV-1a, 64 bit, fed in pieces: cheap, dependency-free detection of
-/// corrupted bytes (not a defence against forgery; peers are authenticated
-/// by the cluster secret).
-struct Checksum(u64);
-
-impl Checksum {
-    fn new() -> Self {
-        Self(0xcbf2_9ce4_8422_2325)
-    }
-
-    fn update(&mut self, bytes: &[u8]) {
-        for byte in bytes {
-            self.0 ^= u64::from(*byte);
-            self.0 = self.0.wrapping_mul(0x0000_0100_0000_01b3);
         }
     }
 }
@@ -125,7 +103,7 @@ pub(crate) fn write<W: Write + Seek + ?Sized>(
     out.write_all(&[0u8; HEADER_LEN])?;
     let mut payload = Summing {
         inner: BufWriter::with_capacity(CHUNK, &mut *out),
-        sum: Checksum::new(),
+        sum: Checksum::default(),
         len: 0,
     };
     put(&mut payload, last_applied)?;
@@ -136,15 +114,10 @@ pub(crate) fn write<W: Write + Seek + ?Sized>(
         put(&mut payload, &Pair(id, record))?;
     }
     payload.flush()?;
-    let (sum, len) = (payload.sum.0, payload.len);
+    let (sum, len) = (payload.sum.value(), payload.len);
     drop(payload);
-    let mut header = [0u8; HEADER_LEN];
-    header[..8].copy_from_slice(MAGIC);
-    header[8..12].copy_from_slice(&FORMAT_VERSION.to_le_bytes());
-    header[12..20].copy_from_slice(&len.to_le_bytes());
-    header[20..28].copy_from_slice(&sum.to_le_bytes());
     out.seek(SeekFrom::Start(0))?;
-    out.write_all(&header)?;
+    out.write_all(&frame::header(len, sum))?;
     out.flush()?;
     Ok(())
 }
@@ -159,30 +132,15 @@ fn check_header(data: &SnapshotData) -> Result<(u64, u64), SnapshotError> {
         )));
     }
     data.reader().read_exact(&mut header)?;
-    if &header[..8] != MAGIC {
-        return Err(SnapshotError::Header(
-            "not a session snapshot (bad magic)".into(),
-        ));
-    }
-    let word = |at: usize| {
-        let mut bytes = [0u8; 8];
-        bytes.copy_from_slice(&header[at..at + 8]);
-        u64::from_le_bytes(bytes)
-    };
-    let version = u32::from_le_bytes([header[8], header[9], header[10], header[11]]);
-    if version != FORMAT_VERSION {
-        return Err(SnapshotError::Header(format!(
-            "format version {version}, expected {FORMAT_VERSION}"
-        )));
-    }
-    let declared_len = word(12);
+    let declared = frame::parse_header(&header).map_err(SnapshotError::Header)?;
+    let declared_len = declared.len;
     let actual_len = data.len() - HEADER_LEN as u64;
     if declared_len != actual_len {
         return Err(SnapshotError::Header(format!(
             "declared payload length {declared_len}, actual {actual_len}"
         )));
     }
-    Ok((declared_len, word(20)))
+    Ok((declared_len, declared.sum))
 }
 
 /// The payload of `data` (after the header), at most `len` bytes.
@@ -214,7 +172,7 @@ fn take<T: serde::de::DeserializeOwned>(
 /// panics; blocking for files.
 pub(crate) fn read(data: &SnapshotData) -> Result<SnapshotContents, SnapshotError> {
     let (len, expected_sum) = check_header(data)?;
-    let mut sum = Checksum::new();
+    let mut sum = Checksum::default();
     let mut sums = payload(data, len)?;
     let mut chunk = vec![0u8; CHUNK];
     loop {
@@ -224,7 +182,7 @@ pub(crate) fn read(data: &SnapshotData) -> Result<SnapshotContents, SnapshotErro
         }
         sum.update(&chunk[..read]);
     }
-    if sum.0 != expected_sum {
+    if sum.value() != expected_sum {
         return Err(SnapshotError::Checksum);
     }
     let mut reader = BufReader::with_capacity(CHUNK, payload(data, len)?);

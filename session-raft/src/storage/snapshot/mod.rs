@@ -9,7 +9,7 @@
 //! snapshots in memory, as it keeps everything), so a snapshot has no size
 //! cap of its own; a receiver bounds what it accepts (`max_snapshot_bytes`).
 //!
-//! Layout (see [`format`]): `magic (8) | format version (u32 LE) | payload
+//! Layout (see [`frame`]; the payload in [`format`]): `magic (8) | format version (u32 LE) | payload
 //! length (u64 LE) | FNV-1a 64 checksum of the payload (u64 LE) | payload`,
 //! where the payload is bincode 2 (serde API, standard config) of the last
 //! applied log id, the membership, the record count and the records. Reading
@@ -25,10 +25,14 @@
 mod data;
 mod dir;
 mod format;
+pub mod frame;
 
 use std::io;
 
 pub use data::{SnapshotData, SnapshotReader};
+
+/// A snapshot as openraft hands it around: metadata and payload.
+pub(crate) type Snapshot = openraft::alias::SnapshotOf<crate::types::TypeConfig, SnapshotData>;
 #[doc(hidden)]
 pub use dir::inject_write_failures;
 pub(crate) use dir::{spool_file, SnapshotDir, WriteSeek};

@@ -22,7 +22,8 @@ use openraft::EntryPayload;
 
 use crate::command::CommandResponse;
 use crate::storage::snapshot::{self, SnapshotDir};
-use crate::types::{LogId, Snapshot, SnapshotData, SnapshotMeta, StoredMembership, TypeConfig};
+use crate::storage::snapshot::{Snapshot, SnapshotData};
+use crate::types::{LogId, SnapshotMeta, StoredMembership, TypeConfig};
 
 pub(crate) use map::GroupFacts;
 use map::SessionMap;

@@ -17,9 +17,10 @@ use openraft::RaftSnapshotBuilder;
 use parking_lot::Mutex;
 use session_core::{SessionId, SessionRecord};
 
+use crate::storage::snapshot::Snapshot;
 use crate::storage::snapshot::{self, SnapshotContents, SnapshotData, SnapshotDir, SnapshotError};
 use crate::storage::state_machine::GroupFacts;
-use crate::types::{LogId, Snapshot, SnapshotMeta, StoredMembership, TypeConfig};
+use crate::types::{LogId, SnapshotMeta, StoredMembership, TypeConfig};
 
 /// First wait after a failed build; doubles per failure up to the maximum.
 const FIRST_BACKOFF: Duration = Duration::from_secs(1);

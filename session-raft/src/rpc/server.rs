@@ -23,18 +23,21 @@ use http_body_util::{BodyExt, Full, Limited};
 use hyper::body::Incoming;
 use hyper::service::service_fn;
 use hyper_util::rt::{TokioIo, TokioTimer};
-use subtle::ConstantTimeEq;
 use tokio::net::TcpListener;
 use tokio::sync::watch;
 use tokio::task::JoinSet;
 
-use crate::group::{GroupName, OwnGroup, GROUP_HEADER};
-use crate::log_limit::LogLimiter;
-use crate::node::Shared;
+use crate::replica::Replica;
+use crate::rpc::group::{GroupName, OwnGroup, GROUP_HEADER};
+use crate::rpc::log_limit::LogLimiter;
+use crate::rpc::snapshot_transfer::{self, ReceiveError};
 use crate::rpc::{
     self, Request, SnapshotReply, REFUSED_UNREAD_HEADER, RPC_PATH, SNAPSHOT_PATH, TARGET_HEADER,
 };
-use crate::snapshot_transfer::{self, ReceiveError};
+use crate::secret::SecretCheck;
+use crate::stop::stopped;
+
+use super::dispatch;
 
 /// What the server needs besides the node.
 pub(crate) struct ServerConfig {
@@ -44,8 +47,8 @@ pub(crate) struct ServerConfig {
     pub(crate) group: OwnGroup,
     /// Keeps refusal warnings to one per reason per interval.
     pub(crate) log_limit: LogLimiter,
-    /// The exact `authorization` header value expected, or `None` (insecure).
-    pub(crate) expected_authorization: Option<Vec<u8>>,
+    /// The cluster secret every call must present (none: insecure).
+    pub(crate) secret: SecretCheck,
     /// Body limit of [`RPC_PATH`].
     pub(crate) max_rpc_bytes: usize,
     /// Body limit of [`SNAPSHOT_PATH`] (besides the offer in front, bound
@@ -55,7 +58,7 @@ pub(crate) struct ServerConfig {
     /// installing copies within one file system), or the system's temporary
     /// directory for an in-memory node.
     pub(crate) spool_dir: std::path::PathBuf,
-    /// TLS (see [`crate::tls`]): when set, connections are accepted only
+    /// TLS (see [`crate::rpc::tls`]): when set, connections are accepted only
     /// after a handshake with a client certificate from the cluster's CA.
     pub(crate) tls: Option<tokio_rustls::TlsAcceptor>,
 }
@@ -89,7 +92,7 @@ impl ServerHandle {
 /// Starts serving `listener` in the background.
 pub(crate) fn spawn(
     listener: TcpListener,
-    node: Arc<Shared>,
+    node: Arc<Replica>,
     config: ServerConfig,
 ) -> ServerHandle {
     let (shutdown, stop_rx) = watch::channel(false);
@@ -99,14 +102,14 @@ pub(crate) fn spawn(
 
 async fn accept_loop(
     listener: TcpListener,
-    node: Arc<Shared>,
+    node: Arc<Replica>,
     config: Arc<ServerConfig>,
     mut stop: watch::Receiver<bool>,
 ) {
     let mut connections = JoinSet::new();
     loop {
         let accepted = tokio::select! {
-            _ = crate::node::stopped(&mut stop) => break,
+            _ = stopped(&mut stop) => break,
             accepted = listener.accept() => accepted,
             // Reap finished connection tasks so the set does not grow forever.
             Some(_) = connections.join_next(), if !connections.is_empty() => continue,
@@ -132,7 +135,7 @@ async fn accept_loop(
             // up the accept loop.
             let handshake = tokio::time::timeout(TLS_HANDSHAKE_TIMEOUT, acceptor.accept(stream));
             let stream = tokio::select! {
-                _ = crate::node::stopped(&mut stop) => return,
+                _ = stopped(&mut stop) => return,
                 handshake = handshake => match handshake {
                     Ok(Ok(stream)) => stream,
                     Ok(Err(e)) => {
@@ -161,7 +164,7 @@ async fn accept_loop(
 async fn serve<I>(
     io: I,
     peer: SocketAddr,
-    node: Arc<Shared>,
+    node: Arc<Replica>,
     config: Arc<ServerConfig>,
     mut stop: watch::Receiver<bool>,
 ) where
@@ -184,7 +187,7 @@ async fn serve<I>(
                 tracing::debug!(%peer, error = %e, "cluster connection ended with an error");
             }
         }
-        _ = crate::node::stopped(&mut stop) => {
+        _ = stopped(&mut stop) => {
             connection.as_mut().graceful_shutdown();
             let _ = connection.await;
         }
@@ -232,21 +235,10 @@ fn answer<T: serde::Serialize>(message: &T) -> http::Response<Full<Bytes>> {
     }
 }
 
-/// Checks the secret in constant time (the length is not secret).
-fn authorized(request: &http::Request<Incoming>, config: &ServerConfig) -> bool {
-    let Some(expected) = &config.expected_authorization else {
-        return true;
-    };
-    match request.headers().get(AUTHORIZATION) {
-        Some(provided) => bool::from(provided.as_bytes().ct_eq(expected)),
-        None => false,
-    }
-}
-
 async fn handle(
     request: http::Request<Incoming>,
     peer: SocketAddr,
-    node: &Shared,
+    node: &Replica,
     config: &ServerConfig,
 ) -> http::Response<Full<Bytes>> {
     let limit = match request.uri().path() {
@@ -260,7 +252,7 @@ async fn handle(
             "cluster endpoints take POST",
         );
     }
-    if !authorized(&request, config) {
+    if !config.secret.allows(request.headers().get(AUTHORIZATION)) {
         let (reason, kind) = if request.headers().contains_key(AUTHORIZATION) {
             ("wrong", "secret-wrong")
         } else {
@@ -349,7 +341,7 @@ async fn handle(
         Ok(request) => {
             let kind = request.kind();
             tracing::trace!(%peer, kind, "cluster request");
-            answer(&node.handle(request).await)
+            answer(&dispatch::handle(node, request).await)
         }
         Err(e) => {
             if let Some(held_back) = config.log_limit.allow("malformed") {
@@ -361,12 +353,12 @@ async fn handle(
 }
 
 /// Spools, verifies and installs a snapshot streamed by the leader (see
-/// [`crate::snapshot_transfer`]). A corrupt one is refused and the node
+/// [`crate::rpc::snapshot_transfer`]). A corrupt one is refused and the node
 /// keeps running; a body over the limit is a `413`.
 async fn receive_snapshot(
     body: Incoming,
     peer: SocketAddr,
-    node: &Shared,
+    node: &Replica,
     config: &ServerConfig,
 ) -> http::Response<Full<Bytes>> {
     let received = snapshot_transfer::receive(
@@ -377,7 +369,9 @@ async fn receive_snapshot(
     )
     .await;
     match received {
-        Ok((offer, data)) => answer(&node.install_snapshot(offer.vote, offer.meta, data).await),
+        Ok((offer, data)) => {
+            answer(&dispatch::install_snapshot(node, offer.vote, offer.meta, data).await)
+        }
         Err(e @ ReceiveError::TooLarge { .. }) => {
             if let Some(held_back) = config.log_limit.allow("oversized") {
                 tracing::warn!(%peer, error = %e, held_back, "refused oversized snapshot");

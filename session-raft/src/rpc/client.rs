@@ -15,16 +15,18 @@ use hyper_util::rt::TokioExecutor;
 
 use session_core::MeshTag;
 
-use crate::group::{GroupName, OwnGroup, GROUP_HEADER};
+use crate::rpc::group::{GroupName, OwnGroup, GROUP_HEADER};
+use crate::rpc::snapshot_transfer::{self, SnapshotBody};
+use crate::rpc::tls::{self, TlsConnector, TlsSetup};
 use crate::rpc::{
     self, Request, Response, SnapshotOffer, SnapshotReply, CONTENT_TYPE as BINCODE,
     REFUSED_UNREAD_HEADER, RPC_PATH, SNAPSHOT_PATH, TARGET_HEADER,
 };
-use crate::snapshot_transfer::{self, SnapshotBody};
-use crate::tls::{self, TlsConnector, TlsSetup};
-use crate::types::{NodeId, SnapshotData};
+use crate::secret::authorization_value;
+use crate::storage::snapshot::SnapshotData;
+use crate::types::NodeId;
 
-use super::CallError;
+use super::call_error::CallError;
 
 /// A pooled HTTP/1 client sending `B` bodies (`Full<Bytes>` for messages, a
 /// streamed [`SnapshotBody`] for snapshots), plain or over TLS.
@@ -35,7 +37,7 @@ use super::CallError;
 enum HttpClient<B = Full<Bytes>> {
     /// Plain HTTP (the default).
     Plain(Client<HttpConnector, B>),
-    /// HTTPS with this member's certificate (see [`crate::tls`]).
+    /// HTTPS with this member's certificate (see [`crate::rpc::tls`]).
     Tls(Client<TlsConnector, B>),
 }
 
@@ -79,12 +81,12 @@ pub(crate) struct ClusterClient {
     /// `http` or `https`.
     scheme: &'static str,
     /// The group this member belongs to, named on its calls to its own
-    /// group (see [`crate::group`]); `None` for operator tools.
+    /// group (see [`crate::rpc::group`]); `None` for operator tools.
     own_group: Option<OwnGroup>,
 }
 
 /// Whom a call is meant for: a member (by id) and a group (see
-/// [`crate::group`]), each named only when the caller knows it.
+/// [`crate::rpc::group`]), each named only when the caller knows it.
 #[derive(Debug, Clone, Copy)]
 struct Target {
     /// The member.
@@ -114,16 +116,6 @@ fn with_sources(error: &dyn std::error::Error) -> String {
         text.push_str(": ");
         text.push_str(&cause.to_string());
         source = cause.source();
-    }
-    text
-}
-
-/// Builds the `authorization` header value a secret is presented as.
-pub(crate) fn authorization_value(secret: &[u8]) -> String {
-    let mut text = String::with_capacity(7 + secret.len() * 2);
-    text.push_str("Bearer ");
-    for byte in secret {
-        text.push_str(&format!("{byte:02x}"));
     }
     text
 }
@@ -343,7 +335,7 @@ impl ClusterClient {
     }
 
     /// Like [`Self::call`], to a member of another mesh: the call names that
-    /// mesh (see [`crate::group`]).
+    /// mesh (see [`crate::rpc::group`]).
     pub(crate) async fn call_mesh(
         &self,
         mesh: MeshTag,

@@ -13,8 +13,13 @@ use std::time::Duration;
 
 use session_core::{Clock, MeshTag};
 
+pub use checks::ConfigError;
+
+mod checks;
+
 use crate::mesh::MeshDirectory;
-use crate::tls::ClusterTls;
+use crate::rpc::tls::ClusterTls;
+use crate::secret::ClusterSecret;
 use crate::types::NodeId;
 
 /// How [`crate::RaftStore::load`] makes a read consistent.
@@ -34,41 +39,6 @@ pub enum ReadMode {
     /// Serve whatever this node has applied, at once. Fastest; may be stale and
     /// ignores consistency tokens.
     Local,
-}
-
-/// The cluster secret: bytes every member presents on every cluster RPC.
-///
-/// A newtype so that nothing holding it (a [`NodeConfig`] printed with `{:?}`,
-/// an error, a log field) can show it: `Debug` prints `ClusterSecret(<redacted>)`.
-/// Dereferences to the bytes.
-#[derive(Clone, PartialEq, Eq)]
-pub struct ClusterSecret(Vec<u8>);
-
-impl ClusterSecret {
-    /// Wraps secret bytes.
-    pub fn new(secret: impl Into<Vec<u8>>) -> Self {
-        Self(secret.into())
-    }
-}
-
-impl From<Vec<u8>> for ClusterSecret {
-    fn from(secret: Vec<u8>) -> Self {
-        Self(secret)
-    }
-}
-
-impl std::ops::Deref for ClusterSecret {
-    type Target = [u8];
-    fn deref(&self) -> &[u8] {
-        &self.0
-    }
-}
-
-impl std::fmt::Debug for ClusterSecret {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        // Not even the length: nothing about the secret belongs in logs.
-        f.write_str("ClusterSecret(<redacted>)")
-    }
 }
 
 /// Default of [`NodeConfig::max_rpc_bytes`].
@@ -392,116 +362,6 @@ impl NodeConfig {
         self.clock = clock;
         self
     }
-
-    /// Whether this member will be part of (or join) a cluster of more than one.
-    pub(crate) fn is_multi_node(&self) -> bool {
-        self.join.is_some() || self.peers.keys().any(|id| *id != self.node_id)
-    }
-
-    /// Checks the configuration as a whole.
-    pub(crate) fn validate(&self) -> Result<(), String> {
-        if self.is_multi_node() && self.secret.is_none() && !self.insecure {
-            return Err(
-                "a multi-node cluster needs a cluster secret (or `insecure` set on purpose)".into(),
-            );
-        }
-        if matches!(&self.secret, Some(s) if s.is_empty()) {
-            return Err("the cluster secret is empty".into());
-        }
-        if !self.peers.is_empty() && !self.peers.contains_key(&self.node_id) {
-            return Err(format!(
-                "the peer list does not contain this node's id {}",
-                self.node_id
-            ));
-        }
-        if !self.peers.is_empty() && self.join.is_some() {
-            return Err("set either a static peer list or a member to join, not both".into());
-        }
-        if self.heartbeat_interval.is_zero()
-            || self.election_timeout_min <= self.heartbeat_interval
-            || self.election_timeout_max <= self.election_timeout_min
-        {
-            return Err(
-                "need 0 < heartbeat_interval < election_timeout_min < election_timeout_max".into(),
-            );
-        }
-        if self.data_dir.is_none() && self.is_multi_node() && !self.ephemeral_cluster {
-            return Err(
-                "an in-memory member (no data directory) of a multi-node cluster forgets its \
-                 vote and log when it restarts, so it can vote twice in a term and lose \
-                 acknowledged writes: give it a data directory (or set `ephemeral_cluster` \
-                 on purpose, for tests)"
-                    .into(),
-            );
-        }
-        if self.effective_read_lease() <= self.heartbeat_interval {
-            return Err("the read lease must be longer than the heartbeat interval".into());
-        }
-        if self.expiry_clock_bound.is_zero() {
-            return Err("expiry_clock_bound must be positive".into());
-        }
-        if self.expiry_interval.is_zero() {
-            return Err("expiry_interval must be positive".into());
-        }
-        if self.snapshot_every == 0 {
-            return Err("snapshot_every must be positive".into());
-        }
-        // AppendEntries are split to fit the body limit, but no split makes
-        // room for a single entry, and a body has some fixed overhead.
-        if self.max_rpc_bytes < MIN_RPC_BYTES {
-            return Err(format!(
-                "max_rpc_bytes {} is below the {MIN_RPC_BYTES} bytes a cluster message may need",
-                self.max_rpc_bytes
-            ));
-        }
-        if let Some(directory) = &self.mesh_directory {
-            // Without its own tag a node would mint untagged ids and could
-            // not tell its own mesh's sessions from others'.
-            let Some(mesh) = &self.mesh else {
-                return Err("a mesh directory needs this node's mesh to be set".into());
-            };
-            if !directory.contains(mesh) {
-                return Err(format!(
-                    "this node's mesh {mesh} is not in the mesh directory ({directory})"
-                ));
-            }
-        }
-        Ok(())
-    }
-
-    /// openraft's configuration derived from ours.
-    pub(crate) fn raft_config(&self) -> Result<openraft::Config, String> {
-        let config = openraft::Config {
-            cluster_name: "raft-sessions".into(),
-            heartbeat_interval: self.heartbeat_interval.as_millis() as u64,
-            election_timeout_min: self.election_timeout_min.as_millis() as u64,
-            election_timeout_max: self.election_timeout_max.as_millis() as u64,
-            snapshot_policy: openraft::SnapshotPolicy::LogsSinceLast(self.snapshot_every),
-            // Keep a little log behind the snapshot so a briefly lagging
-            // follower catches up from the log rather than a snapshot.
-            max_in_snapshot_log_to_keep: (self.snapshot_every / 10).max(1),
-            // A follower further behind than this gets a snapshot.
-            replication_lag_threshold: self.snapshot_every.max(1),
-            install_snapshot_timeout: 30_000,
-            // A dead peer is retried quickly at first so that a restarted
-            // member rejoins fast, but never more than twice a second.
-            backoff: "50ms 100ms ...500ms".into(),
-            // An ephemeral member that restarts comes back with an empty log;
-            // the leader must then replicate from scratch instead of treating
-            // the lost entries as a bug. (Such a member also forgot its vote:
-            // ephemeral mode is for tests and demos, not production.)
-            allow_log_reversion: Some(self.data_dir.is_none()),
-            // A restarted leader must win an election again. openraft can let
-            // it resume at once, but documents that as unsafe when the state
-            // machine is not flushed on apply and the committed log id is not
-            // fsync'd, which is our case (the map lives in memory, committed
-            // is written without fsync): the resumed leader could serve
-            // linearizable reads from a state machine behind the commit.
-            enable_leader_restore: Some(false),
-            ..openraft::Config::default()
-        };
-        config.validate().map_err(|e| e.to_string())
-    }
 }
 
 #[cfg(test)]
@@ -526,7 +386,10 @@ mod tests {
             .with_mesh_directory(directory.clone())
             .validate()
             .unwrap_err();
-        assert!(unlisted.contains("not in the mesh directory"), "{unlisted}");
+        assert!(
+            unlisted.to_string().contains("not in the mesh directory"),
+            "{unlisted}"
+        );
         assert!(config().with_mesh_directory(directory).validate().is_err());
         // A mesh without a directory: sessions of other meshes are not found.
         assert!(config().with_mesh(tag("c")).validate().is_ok());
@@ -537,7 +400,10 @@ mod tests {
         let peers = BTreeMap::from([(1, "127.0.0.1:7001".into()), (2, "127.0.0.1:7002".into())]);
         let clustered = config().with_secret(*b"s").with_peers(peers);
         let refused = clustered.clone().validate().unwrap_err();
-        assert!(refused.contains("forgets its vote"), "{refused}");
+        assert!(
+            refused.to_string().contains("forgets its vote"),
+            "{refused}"
+        );
         assert!(clustered.clone().with_data_dir("/tmp/x").validate().is_ok());
         assert!(clustered.with_ephemeral_cluster(true).validate().is_ok());
         let joining = config().with_secret(*b"s").with_join("127.0.0.1:7001");

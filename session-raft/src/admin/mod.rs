@@ -28,17 +28,22 @@
 //! # }
 //! ```
 
+pub(crate) mod leader;
+
+use std::cell::Cell;
 use std::time::{Duration, Instant};
 
 use http::StatusCode;
 
-use crate::network::{CallError, ClusterClient, Pool};
-use crate::node::{AdminError, Shared};
+use crate::error::AdminError;
+use crate::replica::{retry_until, Attempt, Pause, Replica};
+use crate::rpc::call_error::CallError;
+use crate::rpc::client::{ClusterClient, Pool};
+use crate::rpc::tls::ClusterTls;
 use crate::rpc::{Request, Response};
+use crate::secret::ClusterSecret;
 use crate::status::ClusterStatus;
-use crate::tls::ClusterTls;
 use crate::types::NodeId;
-use crate::ClusterSecret;
 
 /// What an operator asks of the cluster.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -101,7 +106,7 @@ pub async fn call(
     let tls = tls
         .map(ClusterTls::load)
         .transpose()
-        .map_err(|e| AdminError::Tls(format!("cluster TLS: {e}")))?;
+        .map_err(AdminError::TlsFiles)?;
     let client = ClusterClient::new(
         secret.map(|s| &**s),
         None,
@@ -130,6 +135,30 @@ pub async fn call(
         Response::Status(status) => Ok(AdminReply::Status(status)),
         _ => Ok(AdminReply::Done),
     }
+}
+
+/// Admin calls of a member wait this long: adding a learner waits for it to
+/// catch up.
+const ADMIN_TIMEOUT: Duration = Duration::from_secs(60);
+
+/// Runs an admin request of this member on the leader, following
+/// redirects, starting at `first` (or at the leader it knows of); see
+/// [`run`].
+pub(crate) async fn through_leader(
+    replica: &Replica,
+    request: Request,
+    first: Option<String>,
+) -> Result<(), AdminError> {
+    run(
+        &replica.client,
+        Some(replica),
+        &request,
+        first,
+        ADMIN_TIMEOUT,
+        FirstContact::Retry,
+    )
+    .await
+    .map(drop)
 }
 
 /// Bound on connecting to a member from [`call`].
@@ -162,7 +191,7 @@ pub(crate) enum FirstContact {
 /// Returns the final answer: [`Response::Done`], or [`Response::Status`].
 pub(crate) async fn run(
     client: &ClusterClient,
-    local: Option<&Shared>,
+    local: Option<&Replica>,
     request: &Request,
     first: Option<String>,
     timeout: Duration,
@@ -172,16 +201,15 @@ pub(crate) async fn run(
     // A caller that knows no leader keeps asking the member it was given
     // until redirected.
     let fallback = first.clone();
-    let mut target = first;
+    let target = Cell::new(first);
     // Whether any member has been connected to yet (see `FirstContact`).
-    let mut connected = false;
-    let mut last_problem = String::from("no leader known");
-    while Instant::now() < deadline {
-        let addr = match target.take() {
-            Some(addr) => Some(addr),
-            None => {
-                let leader = local.and_then(Shared::leader);
-                match (local, leader, &fallback) {
+    let connected = Cell::new(false);
+    let attempt = |remaining| {
+        let (target, connected, fallback) = (&target, &connected, &fallback);
+        async move {
+            let addr = match target.take() {
+                Some(addr) => Some(addr),
+                None => match (local, local.and_then(Replica::leader), fallback) {
                     (Some(local), Some((id, _)), _) if id == local.node_id => None,
                     (_, Some((_, Some(addr))), _) => Some(addr),
                     (_, _, Some(fallback)) => Some(fallback.clone()),
@@ -189,73 +217,89 @@ pub(crate) async fn run(
                         local
                             .wait_leader_change(None, deadline, Duration::from_millis(200))
                             .await;
-                        continue;
+                        return Attempt::Wait;
                     }
                     // `call` always gives an address; nothing else to ask.
-                    (None, _, None) => break,
-                }
-            }
-        };
-        let response = match (addr, local) {
-            (None, Some(local)) => local.admin_here(request).await,
-            (None, None) => break,
-            (Some(addr), _) => {
-                let remaining = deadline.saturating_duration_since(Instant::now());
-                match client
-                    .call(Pool::Replication, &addr, request, remaining)
-                    .await
-                {
-                    Ok(response) => response,
-                    // A certificate or protocol mismatch, a wrong secret or a
-                    // refused request do not fix themselves: say so now
-                    // instead of retrying until the deadline.
-                    Err(e @ CallError::Tls { .. }) => return Err(AdminError::Tls(e.to_string())),
-                    Err(CallError::Refused { addr, status, .. })
-                        if status == StatusCode::UNAUTHORIZED =>
+                    (None, _, None) => return Attempt::Done(Err(None)),
+                },
+            };
+            let response = match (addr, local) {
+                (None, Some(local)) => leader::serve(local, request).await,
+                (None, None) => return Attempt::Done(Err(None)),
+                (Some(addr), _) => {
+                    match client
+                        .call(Pool::Replication, &addr, request, remaining)
+                        .await
                     {
-                        return Err(AdminError::SecretRefused(addr))
+                        Ok(response) => response,
+                        Err(CallError::Connect { addr, reason })
+                            if !connected.get() && first_contact == FirstContact::MustAnswer =>
+                        {
+                            let source = CallError::Connect {
+                                addr: addr.clone(),
+                                reason,
+                            };
+                            return Attempt::Done(Err(Some(AdminError::Unreachable {
+                                addr,
+                                source,
+                            })));
+                        }
+                        Err(e) => match final_call_error(e) {
+                            Ok(unavailable) => Response::Unavailable(unavailable),
+                            Err(error) => return Attempt::Done(Err(Some(error))),
+                        },
                     }
-                    // A cluster port knows the admin path: a 404 comes from
-                    // something else, most likely a member's application port.
-                    Err(
-                        CallError::Refused { addr, status, .. }
-                        | CallError::BadStatus { addr, status, .. },
-                    ) if status == StatusCode::NOT_FOUND => {
-                        return Err(AdminError::Refused(format!(
-                            "{addr} answered 404 Not Found: it is not a cluster port (an \
-                             application port?)"
-                        )))
-                    }
-                    Err(e @ CallError::Refused { .. }) => {
-                        return Err(AdminError::Refused(e.to_string()))
-                    }
-                    // Admin calls are idempotent (adding a learner twice,
-                    // promoting a voter), so an unknown outcome is retried
-                    // like any passing fault; a client error is not.
-                    Err(e @ CallError::BadStatus { status, .. }) if status.is_client_error() => {
-                        return Err(AdminError::Refused(e.to_string()))
-                    }
-                    Err(CallError::Connect { addr, reason })
-                        if !connected && first_contact == FirstContact::MustAnswer =>
-                    {
-                        return Err(AdminError::Unreachable { addr, reason })
-                    }
-                    Err(e) => Response::Unavailable(e.to_string()),
                 }
+            };
+            connected.set(true);
+            match response {
+                Response::Done | Response::Status(_) => Attempt::Done(Ok(response)),
+                Response::Refused(reason) => {
+                    Attempt::Done(Err(Some(AdminError::Refused { reason })))
+                }
+                Response::NotLeader { addr, leader } => {
+                    target.set(addr);
+                    Attempt::Again(format!("redirected to leader {leader:?}"))
+                }
+                Response::Unavailable(reason) => Attempt::Again(reason),
+                other => Attempt::Again(format!("unexpected answer {other:?}")),
             }
-        };
-        connected = true;
-        match response {
-            Response::Done | Response::Status(_) => return Ok(response),
-            Response::Refused(reason) => return Err(AdminError::Refused(reason)),
-            Response::NotLeader { addr, leader } => {
-                last_problem = format!("redirected to leader {leader:?}");
-                target = addr;
-            }
-            Response::Unavailable(reason) => last_problem = reason,
-            other => last_problem = format!("unexpected answer {other:?}"),
         }
-        tokio::time::sleep(Duration::from_millis(100)).await;
+    };
+    let pause = Pause::For(Duration::from_millis(100));
+    let unavailable = |last_problem| AdminError::Unavailable { last_problem };
+    match retry_until(deadline, pause, "no leader known".into(), attempt).await {
+        Ok(Ok(response)) => Ok(response),
+        Ok(Err(Some(error))) => Err(error),
+        Ok(Err(None)) => Err(unavailable("no leader known".into())),
+        Err(last_problem) => Err(unavailable(last_problem)),
     }
-    Err(AdminError::Unavailable(last_problem))
+}
+
+/// Sorts a failed call: `Ok` with a reason for a passing fault worth
+/// retrying, `Err` for one that does not fix itself (a certificate or
+/// protocol mismatch, a wrong secret, a refused request), which the caller
+/// hears at once instead of after the deadline.
+fn final_call_error(error: CallError) -> Result<String, AdminError> {
+    match error {
+        e @ CallError::Tls { .. } => Err(AdminError::Tls(e)),
+        CallError::Refused { addr, status, .. } if status == StatusCode::UNAUTHORIZED => {
+            Err(AdminError::SecretRefused { addr })
+        }
+        // A cluster port knows the admin path: a 404 comes from something
+        // else, most likely a member's application port.
+        CallError::Refused { addr, status, .. } | CallError::BadStatus { addr, status, .. }
+            if status == StatusCode::NOT_FOUND =>
+        {
+            Err(AdminError::NotAClusterPort { addr })
+        }
+        e @ CallError::Refused { .. } => Err(AdminError::Rejected(e)),
+        // Admin calls are idempotent (adding a learner twice, promoting a
+        // voter), so an unknown outcome is retried like any passing fault; a
+        // client error is not.
+        e @ CallError::BadStatus { status, .. } if status.is_client_error() => {
+            Err(AdminError::Rejected(e))
+        }
+        e => Ok(e.to_string()),
+    }
 }

@@ -6,8 +6,8 @@ use std::time::Duration;
 use http::StatusCode;
 
 /// Why a call to another member failed.
-#[derive(Debug, Clone, thiserror::Error)]
-pub(crate) enum CallError {
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum CallError {
     /// No connection could be made: the request was certainly not delivered,
     /// so retrying it (even a write) is safe.
     #[error("cannot connect to {addr}: {reason}")]

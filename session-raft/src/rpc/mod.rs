@@ -1,4 +1,11 @@
-//! The messages members exchange on the cluster port, and their wire form.
+//! The cluster port: the messages members exchange and their wire form
+//! (this file), the HTTP client that carries them ([`client`], with
+//! [`call_error`] saying what may be resent), the server that receives them
+//! ([`server`]) and hands them to [`dispatch`], openraft's network traits on
+//! the client ([`raft_network`], which splits large appends with
+//! [`append_split`]), snapshot streaming ([`snapshot_transfer`]), the group
+//! and secret checks ([`group`], [`crate::secret`]), rate-limited refusal
+//! logs ([`log_limit`]) and TLS ([`tls`]).
 //!
 //! Every call is one HTTP `POST` whose body is a bincode-encoded [`Request`]
 //! and whose `200` answer is a bincode-encoded [`Response`]. Raft's own
@@ -8,9 +15,20 @@
 //! reads and admin calls share [`RPC_PATH`].
 //!
 //! Decoding is defensive: a body has a size limit (checked while it arrives,
-//! see [`crate::server`]), bincode refuses length prefixes beyond that same
+//! see [`server`]), bincode refuses length prefixes beyond that same
 //! limit before allocating (see [`crate::bincode_limit`]), and trailing bytes
 //! are an error. Bad input yields a [`DecodeError`], never a panic.
+
+pub(crate) mod append_split;
+pub(crate) mod call_error;
+pub(crate) mod client;
+pub(crate) mod dispatch;
+pub(crate) mod group;
+pub(crate) mod log_limit;
+pub(crate) mod raft_network;
+pub(crate) mod server;
+pub(crate) mod snapshot_transfer;
+pub(crate) mod tls;
 
 use serde::de::DeserializeOwned;
 use serde::{Deserialize, Serialize};
@@ -99,7 +117,7 @@ pub(crate) enum Request {
     // Cross-mesh variants come last so that the wire indexes of the older
     // ones stay the same.
     /// A node of another mesh asks a member of the session's mesh to serve a
-    /// load through its own store (see [`crate::cross_mesh`]).
+    /// load through its own store (see [`crate::store::cross_mesh`]).
     MeshLoad {
         /// Session to read; tagged with the receiver's mesh.
         id: SessionId,
@@ -210,7 +228,7 @@ pub(crate) enum Response {
 }
 
 /// What precedes a full snapshot sent to a follower (see
-/// [`crate::snapshot_transfer`] for the body around it).
+/// [`crate::rpc::snapshot_transfer`] for the body around it).
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub(crate) struct SnapshotOffer {
     /// The leader's vote; the follower refuses snapshots of stale leaders.

@@ -11,18 +11,20 @@ use openraft::errors::{
 use openraft::network::{RPCOption, RPCTypes};
 use openraft::{RaftNetworkFactory, RaftNetworkV2};
 
-use crate::append_split;
+use crate::rpc::append_split;
 
 use crate::lease::ReadLease;
 use crate::rpc::{
     Request, Response, SnapshotOffer, SnapshotReply, TransferLeaderRequest, TransferLeaderResponse,
 };
+use crate::storage::snapshot::{Snapshot, SnapshotData};
 use crate::types::{
-    AppendEntriesRequest, AppendEntriesResponse, Node, NodeId, Snapshot, SnapshotData,
-    SnapshotResponse, TypeConfig, Vote, VoteRequest, VoteResponse,
+    AppendEntriesRequest, AppendEntriesResponse, Node, NodeId, SnapshotResponse, TypeConfig, Vote,
+    VoteRequest, VoteResponse,
 };
 
-use super::{CallError, ClusterClient, Pool};
+use super::call_error::CallError;
+use super::client::{ClusterClient, Pool};
 
 /// Makes openraft's per-peer network clients.
 pub(crate) struct NetworkFactory {
@@ -33,7 +35,7 @@ pub(crate) struct NetworkFactory {
     /// This member's read lease: appends carry its quorum age.
     lease: Arc<ReadLease>,
     /// Peers' RPC body limit (every member has the same `max_rpc_bytes`):
-    /// larger AppendEntries are split (see [`crate::append_split`]).
+    /// larger AppendEntries are split (see [`crate::rpc::append_split`]).
     max_rpc_bytes: usize,
 }
 
