@@ -24,6 +24,7 @@ use crate::status::ClusterStatus;
 use crate::storage::state_machine::SessionReader;
 use crate::storage::Raft;
 use crate::store::forward::Forwarder;
+use crate::store::metrics::StoreMetrics;
 use crate::types::NodeId;
 
 /// Retry hint given to callers when there is no leader or quorum: about one
@@ -71,6 +72,8 @@ pub(crate) struct Replica {
     /// AppendEntries body (`max_rpc_bytes`), which cannot be split below one
     /// entry, or replication of it would be refused forever.
     pub(crate) max_write_bytes: usize,
+    /// The store's metric handles.
+    pub(crate) metrics: StoreMetrics,
 }
 
 impl Replica {

@@ -35,6 +35,7 @@ use crate::storage::log::LogStore;
 use crate::storage::state_machine::StateMachineStore;
 use crate::storage::Raft;
 use crate::store::forward::Forwarder;
+use crate::store::metrics::StoreMetrics;
 use crate::types::NodeId;
 
 use super::tasks::{expiry_timer, export_metrics, name_the_cluster};
@@ -134,6 +135,7 @@ impl RaftNode {
             lease,
             clock: config.clock.clone(),
             max_write_bytes: config.max_rpc_bytes.saturating_sub(2 * ENVELOPE_BYTES),
+            metrics: StoreMetrics::register(),
         });
 
         let server = server::spawn(

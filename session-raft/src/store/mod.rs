@@ -26,6 +26,7 @@
 
 pub(crate) mod cross_mesh;
 pub(crate) mod forward;
+pub(crate) mod metrics;
 pub(crate) mod read;
 pub(crate) mod write;
 
@@ -84,7 +85,7 @@ impl SessionStore for RaftStore {
         token: ConsistencyToken,
         now: UnixMillis,
     ) -> Result<Option<Arc<SessionRecord>>, StoreError> {
-        metrics::counter!("session_raft_reads_total").increment(1);
+        self.replica.metrics.reads.increment(1);
         match route(&self.replica, id) {
             Route::Local => read::load(&self.replica, id, token, now).await,
             Route::Mesh(mesh) => {

@@ -39,7 +39,7 @@ pub(crate) fn honoured(replica: &Replica, token: ConsistencyToken) -> Consistenc
         return token;
     }
     if !token.is_none() {
-        metrics::counter!("session_raft_foreign_tokens_total").increment(1);
+        replica.metrics.foreign_tokens.increment(1);
     }
     ConsistencyToken::NONE
 }
@@ -72,13 +72,13 @@ pub(crate) async fn load(
             if !replica.lease.allows_local_reads() {
                 // Cut off (or a leader without its majority): what this
                 // member holds may miss a logout; only the leader knows.
-                metrics::counter!("session_raft_reads_without_lease_total").increment(1);
+                replica.metrics.reads_without_lease.increment(1);
                 return load_from_leader(replica, id, token, now).await;
             }
             if wait_applied(replica, token.index, replica.read_wait).await {
                 return local_get(replica, id, now);
             }
-            metrics::counter!("session_raft_reads_forwarded_total").increment(1);
+            replica.metrics.reads_forwarded.increment(1);
             load_from_leader(replica, id, token, now).await
         }
         ReadMode::Linearizable => {

@@ -42,12 +42,15 @@ pub(crate) async fn write_within(
     command: Command,
     bound: Duration,
 ) -> Result<Committed, StoreError> {
-    metrics::counter!("session_raft_writes_total").increment(1);
+    replica.metrics.writes.increment(1);
     let started = Instant::now();
     let result = write_until(replica, &command, started + bound).await;
-    metrics::histogram!("session_raft_commit_seconds").record(started.elapsed().as_secs_f64());
+    replica
+        .metrics
+        .commit_seconds
+        .record(started.elapsed().as_secs_f64());
     if result.is_err() {
-        metrics::counter!("session_raft_write_failures_total").increment(1);
+        replica.metrics.write_failures.increment(1);
     }
     result
 }
