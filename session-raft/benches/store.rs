@@ -10,8 +10,9 @@
 //! - `BENCH_SECS` (default 5): seconds per measured phase;
 //! - `BENCH_WARMUP_MS` (default 500): unmeasured warm-up before each phase;
 //! - `BENCH_STORAGE` (default `durable,ephemeral`): which clusters to run;
-//!   `durable` keeps each node's redb log (fsync on every append) in a temp
-//!   dir, `ephemeral` keeps everything in memory;
+//!   `durable` keeps each node's log (write-ahead log, one fdatasync per
+//!   write batch) and state in a temp dir, `ephemeral` keeps everything in
+//!   memory;
 //! - `BENCH_SESSIONS` (default 1000): sessions created before writing;
 //! - `BENCH_READERS` (default 4): concurrent reader tasks;
 //! - `BENCH_DIR`: parent of the temp dirs (default: the system temp dir).
@@ -53,7 +54,7 @@ struct Params {
 /// Where the nodes keep their log.
 #[derive(Clone, Copy, PartialEq, Eq)]
 enum Storage {
-    /// redb log with fsync, in a temp dir.
+    /// Write-ahead log with fdatasync, in a temp dir.
     Durable,
     /// In memory.
     Ephemeral,

@@ -40,7 +40,7 @@ async fn conformance_in_memory() -> Result<(), StorageError> {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn conformance_redb() -> Result<(), StorageError> {
+async fn conformance_wal() -> Result<(), StorageError> {
     Suite::test_all(DurableBuilder).await
 }
 

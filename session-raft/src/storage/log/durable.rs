@@ -1,261 +1,348 @@
-//! The durable log backend: one redb database (see the parent module for why).
+//! The durable log: the write-ahead log's operations as the log store calls
+//! them, its reads, and its life cycle (open, drop).
 //!
-//! Tables: `entries` maps a log index to a bincode-encoded entry; `meta` holds
-//! the vote, the committed log id and the last purged log id, each
-//! bincode-encoded under a fixed key.
+//! A write is encoded on the caller's thread and queued for the writer (see
+//! [`super::shared`]); nothing here waits for the disk except `save_vote`
+//! and `truncate_after`, which await the fsync of their record. Reads are
+//! served from the cache of the log's tail, and otherwise read back from the
+//! segment files with one positioned read per entry, checksum checked.
 
+use std::collections::VecDeque;
+use std::fs::File;
 use std::io;
-use std::path::Path;
+use std::os::unix::fs::FileExt as _;
+use std::path::{Path, PathBuf};
+use std::sync::{mpsc, Arc};
 
-use redb::{Database, Durability, ReadableDatabase as _, ReadableTable as _, TableDefinition};
-use serde::de::DeserializeOwned;
-use serde::Serialize;
+use bytes::Bytes;
+use openraft::storage::IOFlushed;
+use parking_lot::Mutex;
 
-use crate::bincode_limit;
-use crate::types::{Entry, LogId, Vote};
+use super::frame::{self, Record, HEADER_LEN};
+use super::index::Loc;
+use super::op::{Done, Target};
+use super::recovery::{self, purgeable};
+use super::shared::{stopped, Queued, Shared, State, QUEUE_BYTES};
+use super::writer::Writer;
+use crate::types::{Entry, LogId, TypeConfig, Vote};
 
-const ENTRIES: TableDefinition<u64, &[u8]> = TableDefinition::new("entries");
-const META: TableDefinition<&str, &[u8]> = TableDefinition::new("meta");
-
-const VOTE_KEY: &str = "vote";
-const COMMITTED_KEY: &str = "committed";
-const LAST_PURGED_KEY: &str = "last_purged";
-
-fn encode<T: Serialize>(value: &T) -> io::Result<Vec<u8>> {
-    bincode::serde::encode_to_vec(value, bincode_limit::encode_config()).map_err(io::Error::other)
-}
-
-/// Decodes a stored value. No length prefix inside it may claim more than
-/// the value's own bytes could hold (a stored entry cannot hold a longer
-/// string than is stored for it), so a corrupt prefix is refused before
-/// bincode allocates for it.
-fn decode<T: DeserializeOwned>(bytes: &[u8], what: &str) -> io::Result<T> {
-    match bincode_limit::decode_slice(bytes, bytes.len()) {
-        Ok((value, used)) if used == bytes.len() => Ok(value),
-        Ok(_) => Err(io::Error::new(
-            io::ErrorKind::InvalidData,
-            format!("raft log: trailing bytes in stored {what}"),
+/// Takes the directory's lock: two logs appending to the same files would
+/// destroy each other's records.
+fn lock(dir: &Path) -> io::Result<File> {
+    let path = dir.join("wal.lock");
+    let file = File::options()
+        .create(true)
+        .truncate(false)
+        .write(true)
+        .open(&path)?;
+    match rustix::fs::flock(&file, rustix::fs::FlockOperation::NonBlockingLockExclusive) {
+        Ok(()) => Ok(file),
+        Err(errno) if errno == rustix::io::Errno::WOULDBLOCK => Err(io::Error::new(
+            io::ErrorKind::WouldBlock,
+            format!(
+                "raft log in {} is in use (by another process, or another LogStore here)",
+                dir.display()
+            ),
         )),
-        Err(e) => Err(io::Error::new(
-            io::ErrorKind::InvalidData,
-            format!("raft log: stored {what} does not decode: {e}"),
+        Err(errno) => Err(io::Error::new(
+            io::Error::from(errno).kind(),
+            format!("locking {}: {errno}", path.display()),
         )),
     }
 }
 
-fn db_error(e: impl Into<redb::Error>) -> io::Error {
-    io::Error::other(e.into())
-}
-
-/// The redb-backed log.
+/// The durable log (see the module docs).
 pub(super) struct DurableLog {
-    db: Database,
+    shared: Arc<Shared>,
+    writer: Option<std::thread::JoinHandle<()>>,
+    _lock: File,
 }
 
 impl std::fmt::Debug for DurableLog {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str("DurableLog")
+        let (purged, last) = self.state();
+        f.debug_struct("DurableLog")
+            .field("purged", &purged)
+            .field("last", &last)
+            .finish_non_exhaustive()
     }
 }
 
 impl DurableLog {
-    pub(super) fn open(path: &Path) -> io::Result<Self> {
-        let db = Database::create(path)
-            .map_err(|e| io::Error::other(format!("opening raft log {}: {e}", path.display())))?;
-        let log = Self { db };
-        // Create the tables up front, so that read transactions find them.
-        log.commit(Durability::Immediate, |txn| {
-            txn.open_table(ENTRIES).map_err(db_error)?;
-            txn.open_table(META).map_err(db_error)?;
-            Ok(())
-        })?;
-        Ok(log)
-    }
-
-    /// Runs `body` in a write transaction committed with `durability`.
-    fn commit<T>(
-        &self,
-        durability: Durability,
-        body: impl FnOnce(&redb::WriteTransaction) -> io::Result<T>,
-    ) -> io::Result<T> {
-        let mut txn = self.db.begin_write().map_err(db_error)?;
-        txn.set_durability(durability).map_err(io::Error::other)?;
-        let value = body(&txn)?;
-        txn.commit().map_err(db_error)?;
-        Ok(value)
-    }
-
-    fn read_meta<T: DeserializeOwned>(&self, key: &str) -> io::Result<Option<T>> {
-        let txn = self.db.begin_read().map_err(db_error)?;
-        let table = txn.open_table(META).map_err(db_error)?;
-        match table.get(key).map_err(db_error)? {
-            Some(bytes) => decode(bytes.value(), key).map(Some),
-            None => Ok(None),
-        }
-    }
-
-    fn write_meta<T: Serialize>(
-        &self,
-        key: &str,
-        value: &T,
-        durability: Durability,
-    ) -> io::Result<()> {
-        let bytes = encode(value)?;
-        self.commit(durability, |txn| {
-            let mut table = txn.open_table(META).map_err(db_error)?;
-            table.insert(key, bytes.as_slice()).map_err(db_error)?;
-            Ok(())
+    pub(super) fn open(dir: &Path) -> io::Result<Self> {
+        std::fs::create_dir_all(dir)?;
+        let lock = lock(dir)?;
+        let recovered = recovery::recover(dir)?;
+        let current = recovered
+            .segments
+            .last()
+            .map(|s| (s.seq, Arc::clone(&s.file)));
+        let (seq, file) = current.ok_or_else(|| io::Error::other("raft log: no segment"))?;
+        let (tx, rx) = mpsc::channel();
+        let shared = Arc::new(Shared {
+            state: Mutex::new(State {
+                index: recovered.index,
+                cache: VecDeque::new(),
+                cache_bytes: 0,
+                files: recovered
+                    .segments
+                    .iter()
+                    .map(|s| (s.seq, Arc::clone(&s.file)))
+                    .collect(),
+                segments: recovered
+                    .segments
+                    .iter()
+                    .map(|s| (s.seq, s.max_index))
+                    .collect(),
+                tail: recovered.tail_len,
+                next_seq: 1,
+                written: 0,
+                failed: None,
+                tx: Some(tx),
+            }),
+            queue: tokio::sync::Semaphore::new(QUEUE_BYTES as usize),
+        });
+        let writer = Writer::new(
+            PathBuf::from(dir),
+            Arc::clone(&shared),
+            (seq, file, recovered.tail_len),
+            recovered.next_batch,
+        );
+        let writer = std::thread::Builder::new()
+            .name("raft-log-writer".into())
+            .spawn(move || writer.run(rx))?;
+        Ok(Self {
+            shared,
+            writer: Some(writer),
+            _lock: lock,
         })
     }
 
-    pub(super) fn entries(&self, start: u64, end: Option<u64>) -> io::Result<Vec<Entry>> {
-        if end.is_some_and(|end| end <= start) {
-            return Ok(Vec::new());
+    pub(super) fn vote(&self) -> Option<Vote> {
+        self.shared.state.lock().index.vote
+    }
+
+    pub(super) fn committed(&self) -> Option<LogId> {
+        self.shared.state.lock().index.committed
+    }
+
+    /// Last purged log id, and the last log id (the purge point if no entry
+    /// is left).
+    pub(super) fn state(&self) -> (Option<LogId>, Option<LogId>) {
+        let state = self.shared.state.lock();
+        (state.index.purged, state.index.last())
+    }
+
+    /// Durable when it returns.
+    pub(super) async fn save_vote(&self, vote: &Vote) -> io::Result<()> {
+        let body = frame::encode(&Record::Vote(*vote))?;
+        let (tx, rx) = tokio::sync::oneshot::channel();
+        {
+            let mut state = self.shared.state.lock();
+            state.check()?;
+            state.queue(Queued::new(body, false, Some(Done::Waiter(tx))))?;
+            state.index.vote = Some(*vote);
         }
-        let txn = self.db.begin_read().map_err(db_error)?;
-        let table = txn.open_table(ENTRIES).map_err(db_error)?;
-        let range = match end {
-            Some(end) => table.range(start..end),
-            None => table.range(start..),
-        }
-        .map_err(db_error)?;
-        let mut entries = Vec::new();
-        for item in range {
-            let (_, value) = item.map_err(db_error)?;
-            entries.push(decode(value.value(), "log entry")?);
-        }
-        Ok(entries)
+        rx.await.map_err(|_| stopped())?
     }
 
-    pub(super) fn vote(&self) -> io::Result<Option<Vote>> {
-        self.read_meta(VOTE_KEY)
-    }
-
-    pub(super) fn committed(&self) -> io::Result<Option<LogId>> {
-        Ok(self.read_meta::<Option<LogId>>(COMMITTED_KEY)?.flatten())
-    }
-
-    /// Last purged log id and last present entry's log id.
-    pub(super) fn state(&self) -> io::Result<(Option<LogId>, Option<LogId>)> {
-        let txn = self.db.begin_read().map_err(db_error)?;
-        let meta = txn.open_table(META).map_err(db_error)?;
-        let last_purged = match meta.get(LAST_PURGED_KEY).map_err(db_error)? {
-            Some(bytes) => Some(decode::<LogId>(bytes.value(), "last purged log id")?),
-            None => None,
-        };
-        let entries = txn.open_table(ENTRIES).map_err(db_error)?;
-        let last = match entries.last().map_err(db_error)? {
-            Some((_, value)) => Some(decode::<Entry>(value.value(), "log entry")?.log_id),
-            None => None,
-        };
-        Ok((last_purged, last))
-    }
-
-    /// Durable before returning: a vote must never be forgotten.
-    pub(super) fn save_vote(&self, vote: &Vote) -> io::Result<()> {
-        self.write_meta(VOTE_KEY, vote, Durability::Immediate)
-    }
-
-    /// Not fsync'd on its own (see the module doc of the parent).
+    /// Lazy: durable with the next fsync.
     pub(super) fn save_committed(&self, committed: Option<LogId>) -> io::Result<()> {
-        self.write_meta(COMMITTED_KEY, &committed, Durability::None)
-    }
-
-    /// One transaction and one fsync for the whole batch.
-    ///
-    /// Once the batch is durable, adds the sum of its encoded entry sizes to
-    /// the counter `session_raft_log_bytes_appended_total` (one add per batch;
-    /// redb's own page and B-tree overhead is not counted), so that the log
-    /// bytes each write costs a node can be measured (`bench/scaling.sh`).
-    pub(super) fn append(&self, entries: &[Entry]) -> io::Result<()> {
-        let encoded = entries
-            .iter()
-            .map(|entry| Ok((entry.log_id.index, encode(entry)?)))
-            .collect::<io::Result<Vec<_>>>()?;
-        let appended: usize = encoded.iter().map(|(_, bytes)| bytes.len()).sum();
-        self.commit(Durability::Immediate, |txn| {
-            let mut table = txn.open_table(ENTRIES).map_err(db_error)?;
-            for (index, bytes) in &encoded {
-                table.insert(*index, bytes.as_slice()).map_err(db_error)?;
-            }
-            Ok(())
-        })?;
-        metrics::counter!("session_raft_log_bytes_appended_total").increment(appended as u64);
+        let body = frame::encode(&Record::Committed(committed))?;
+        let mut state = self.shared.state.lock();
+        state.check()?;
+        state.queue(Queued::new(body, true, None))?;
+        state.index.committed = committed;
         Ok(())
     }
 
-    /// Removes entries after `keep_until` (all if `None`); fsync'd, so that
-    /// conflicting entries the leader overwrote never come back.
-    pub(super) fn truncate_after(&self, keep_until: Option<u64>) -> io::Result<()> {
-        let first_removed = match keep_until {
-            Some(index) => match index.checked_add(1) {
-                Some(first) => first,
-                None => return Ok(()),
-            },
-            None => 0,
-        };
-        self.commit(Durability::Immediate, |txn| {
-            let mut table = txn.open_table(ENTRIES).map_err(db_error)?;
-            table
-                .retain_in(first_removed.., |_, _| false)
-                .map_err(db_error)?;
-            Ok(())
-        })
+    /// Queues `entries`; `callback` fires once an fsync covers them.
+    pub(super) async fn append(
+        &self,
+        entries: Vec<Entry>,
+        callback: IOFlushed<TypeConfig>,
+    ) -> io::Result<()> {
+        let mut callback = Some(callback);
+        let result = self.queue_entries(entries, &mut callback).await;
+        if let (Err(error), Some(callback)) = (&result, callback) {
+            callback.io_completed(Err(io::Error::new(error.kind(), error.to_string())));
+        }
+        result
     }
 
-    /// Removes entries up to and including `log_id` and records it as the
-    /// purge point, in one transaction.
-    pub(super) fn purge(&self, log_id: LogId) -> io::Result<()> {
-        if self
-            .read_meta::<LogId>(LAST_PURGED_KEY)?
-            .is_some_and(|purged| purged >= log_id)
+    async fn queue_entries(
+        &self,
+        entries: Vec<Entry>,
+        callback: &mut Option<IOFlushed<TypeConfig>>,
+    ) -> io::Result<()> {
+        let encoded = entries
+            .iter()
+            .map(|entry| Ok((entry.log_id, Bytes::from(frame::encode_entry(entry)?))))
+            .collect::<io::Result<Vec<(LogId, Bytes)>>>()?;
+        drop(entries);
+        if let Some(pair) = encoded
+            .windows(2)
+            .find(|p| p[1].0.index != p[0].0.index + 1)
         {
+            return Err(io::Error::new(
+                io::ErrorKind::InvalidInput,
+                format!(
+                    "raft log: appended entries {} and {} are not consecutive",
+                    pair[0].0, pair[1].0
+                ),
+            ));
+        }
+        let bytes: usize = encoded.iter().map(|(_, body)| body.len()).sum();
+        let permits = bytes.min(QUEUE_BYTES as usize) as u32;
+        if permits > 0 {
+            self.shared
+                .queue
+                .acquire_many(permits)
+                .await
+                .map_err(|_| stopped())?
+                .forget();
+        }
+        let mut state = self.shared.state.lock();
+        let checked = state.check().and_then(|()| match encoded.first() {
+            Some((first, _)) => state.index.check_append(first.index),
+            None => Ok(()),
+        });
+        if let Err(error) = checked {
+            self.shared.release(u64::from(permits));
+            return Err(error);
+        }
+        let Some(last) = encoded.len().checked_sub(1) else {
+            // Nothing to write: complete once what is queued is durable.
+            let done = callback.take().map(Done::Flushed);
+            state.send(Target::Barrier, Queued::new(Vec::new(), false, done))?;
+            return Ok(());
+        };
+        for (k, (log_id, body)) in encoded.into_iter().enumerate() {
+            let mut queued = Queued {
+                body: body.clone(),
+                lazy: false,
+                done: None,
+                permits: 0,
+                entry_bytes: body.len() as u64,
+                delete: Vec::new(),
+            };
+            if k == last {
+                // The whole append's budget comes back with its last entry.
+                queued.done = callback.take().map(Done::Flushed);
+                queued.permits = permits;
+            }
+            let (loc, seq) = match state.queue(queued) {
+                Ok(placed) => placed,
+                Err(error) => {
+                    if k < last {
+                        self.shared.release(u64::from(permits));
+                    }
+                    return Err(error);
+                }
+            };
+            state.index.append(log_id, loc);
+            state.push_cache(log_id.index, seq, body);
+            if let Some((_, max)) = state.segments.last_mut() {
+                *max = (*max).max(Some(log_id.index));
+            }
+        }
+        state.evict();
+        Ok(())
+    }
+
+    /// Durable when it returns, so that entries the leader overwrote never
+    /// come back.
+    pub(super) async fn truncate_after(&self, keep: Option<LogId>) -> io::Result<()> {
+        let body = frame::encode(&Record::Truncate(keep))?;
+        let (tx, rx) = tokio::sync::oneshot::channel();
+        {
+            let mut state = self.shared.state.lock();
+            state.check()?;
+            if !state.index.truncates(keep) {
+                return Ok(());
+            }
+            state.queue(Queued::new(body, false, Some(Done::Waiter(tx))))?;
+            state.index.truncate_after(keep);
+            state.trim_cache();
+        }
+        rx.await.map_err(|_| stopped())?
+    }
+
+    /// Lazy: the record is durable with the next fsync, and only then are
+    /// the segment files that held nothing but purged entries deleted.
+    pub(super) fn purge(&self, upto: LogId) -> io::Result<()> {
+        let body = frame::encode(&Record::Purge(upto))?;
+        let mut state = self.shared.state.lock();
+        state.check()?;
+        if !state.index.purges(&upto) {
             return Ok(());
         }
-        let bytes = encode(&log_id)?;
-        self.commit(Durability::None, |txn| {
-            let mut table = txn.open_table(ENTRIES).map_err(db_error)?;
-            table
-                .retain_in(..=log_id.index, |_, _| false)
-                .map_err(db_error)?;
-            let mut meta = txn.open_table(META).map_err(db_error)?;
-            meta.insert(LAST_PURGED_KEY, bytes.as_slice())
-                .map_err(db_error)?;
-            Ok(())
-        })
+        let gone = purgeable(&state.segments, Some(upto.index));
+        let delete = state.segments.drain(..gone).map(|(seq, _)| seq).collect();
+        let mut queued = Queued::new(body, true, None);
+        queued.delete = delete;
+        state.queue(queued)?;
+        state.index.purge(upto);
+        state.trim_cache();
+        Ok(())
+    }
+
+    /// The entries at `start..end` (`end` `None`: to the last) that the log
+    /// holds.
+    pub(super) fn entries(&self, start: u64, end: Option<u64>) -> io::Result<Vec<Entry>> {
+        enum Source {
+            Cached(Bytes),
+            File(Arc<File>, Loc),
+        }
+        let sources = {
+            let state = self.shared.state.lock();
+            let range = state.index.clip(start, end);
+            let mut sources = Vec::with_capacity((range.end - range.start) as usize);
+            for index in range {
+                if let Some(body) = state.cached(index) {
+                    sources.push(Source::Cached(body.clone()));
+                    continue;
+                }
+                let loc = state.index.get(index).ok_or_else(|| {
+                    io::Error::other(format!("raft log: entry {index} has no location"))
+                })?;
+                let file = state.files.get(&loc.segment).ok_or_else(|| {
+                    io::Error::other(format!("raft log: segment {} is not open", loc.segment))
+                })?;
+                sources.push(Source::File(Arc::clone(file), loc));
+            }
+            sources
+        };
+        // Files are read without the lock: records are never rewritten in
+        // place, and a deleted segment's open file stays readable.
+        sources
+            .into_iter()
+            .map(|source| match source {
+                Source::Cached(body) => frame::decode_entry(&body),
+                Source::File(file, loc) => {
+                    let mut buf = vec![0; HEADER_LEN + loc.len as usize];
+                    file.read_exact_at(&mut buf, loc.offset)?;
+                    frame::decode_entry(frame::check(&buf, loc.segment)?)
+                }
+            })
+            .collect()
+    }
+
+    /// Cached entries and their bytes (tests).
+    #[cfg(test)]
+    pub(super) fn cache_stats(&self) -> (usize, usize) {
+        let state = self.shared.state.lock();
+        (state.cache.len(), state.cache_bytes)
     }
 }
 
-#[cfg(test)]
-mod tests {
-    use session_core::{ChangeSet, SessionId};
-
-    use super::*;
-    use crate::command::Command;
-
-    #[test]
-    fn a_stored_entry_claiming_a_huge_key_is_refused_without_allocating() {
-        let mut changes = ChangeSet::default();
-        changes.set("kkkkkkkkkkkkkkkk".into(), vec![1]);
-        let entry = Entry {
-            log_id: openraft::testing::log_id::<crate::types::TypeConfig>(1, 1, 5),
-            payload: openraft::EntryPayload::Normal(Command::Apply {
-                id: SessionId::generate(None).unwrap(),
-                changes,
-                now: 1,
-            }),
-        };
-        let mut bytes = encode(&entry).unwrap();
-        assert!(decode::<Entry>(&bytes, "log entry").is_ok());
-        // The key's length prefix (16) now claims 128 MiB: within the old
-        // fixed 256 MiB limit, which let bincode allocate that much first.
-        let key = b"\x10kkkkkkkkkkkkkkkk";
-        let at = bytes.windows(key.len()).position(|w| w == key).unwrap();
-        let mut claim = vec![0xfd];
-        claim.extend_from_slice(&(1u64 << 27).to_le_bytes());
-        bytes.splice(at..at + 1, claim);
-        let refused = decode::<Entry>(&bytes, "log entry").unwrap_err();
-        assert_eq!(refused.kind(), io::ErrorKind::InvalidData);
-        assert!(refused.to_string().contains("LimitExceeded"), "{refused}");
+impl Drop for DurableLog {
+    /// Lets the writer write and sync what is queued, and waits for it, so
+    /// that a log reopened after this sees everything.
+    fn drop(&mut self) {
+        drop(self.shared.state.lock().tx.take());
+        if let Some(writer) = self.writer.take() {
+            let _ = writer.join();
+        }
     }
 }

@@ -3,33 +3,103 @@
 //! ([`LogStore::in_memory`], for `--ephemeral` and tests), behind one type so
 //! that the node picks at run time.
 //!
-//! # Why redb
+//! # The durable log: a segmented write-ahead log of our own
 //!
-//! The durable variant keeps everything in one [redb] database file
-//! (`raft-log.redb` in the data directory). redb gives crash-safe, atomic
-//! transactions with an fsync on commit (`Durability::Immediate`), so "append
-//! these entries" or "truncate and append" is all-or-nothing across a power
-//! loss without any recovery code of ours; a hand-written segmented WAL would
-//! need its own framing, torn-write detection, segment rotation and purge
-//! logic, all of which is where durability bugs hide. Group commit comes from
-//! openraft itself, which hands the log store batches of entries, each batch
-//! one transaction and one fsync. The cost is some write amplification (a
-//! copy-on-write B-tree), acceptable for session-sized entries.
+//! A Raft log is appended at its end, cut at its end (a conflicting suffix)
+//! and dropped at its start (behind a snapshot), so it is kept as a
+//! write-ahead log: records in write order in segment files
+//! (`segment-NNNNNNNNNN.wal` in the log directory, closed at
+//! [`SEGMENT_BYTES`](shared::SEGMENT_BYTES)), each record framed with its
+//! length and a CRC-32 ([`frame`]). Every write appends one record: an
+//! entry, a vote, the committed log id, a truncation or a purge point; each
+//! segment starts with a record of the whole state but the entries, so that
+//! the oldest segments can be deleted once a purge has passed them.
 //!
-//! Durability rules: the vote, appended entries and truncations are committed
-//! with an fsync before openraft hears they are done (`save_vote` returns, the
-//! append's `IOFlushed` callback fires). The committed log id and purges are
-//! committed without their own fsync: losing them on a crash is harmless
-//! (committed is re-learned from the leader; purged entries merely reappear),
-//! and they become durable with the next fsync'd commit anyway.
+//! The first version kept the log in redb: every append was a transaction
+//! that RaftCore awaited (with its fsync) on a blocking thread, and it wrote
+//! about 28 KB to disk per 72-byte entry appended alone and 570-590 bytes
+//! per entry 64 to a transaction (copy-on-write B-tree pages;
+//! `benches/log.rs`). Here an append writes its record and nothing else: a
+//! 16-byte header and a kind byte over the encoded entry, and returns
+//! before it is on disk. The kernel still writes whole 4 KiB pages, so an
+//! append synced on its own costs a page; appends sharing an fdatasync
+//! share their pages (about 3x the entry at 64 in flight).
 //!
-//! Entries, votes and log ids are encoded with bincode 2 (serde API); a value
-//! that fails to decode is reported as an `InvalidData` error, not a panic.
+//! Why not the `raft-log` crate (chunked files, a checksum per record, a
+//! flush worker with group commit, purge by deleting whole chunks, by
+//! openraft's author)? Its version 0.4.6 (with `chunked-wal` 0.2.3) fails
+//! our crash rules. On open it stops at the first record that does not
+//! decode and cuts the file there only if the record is incomplete or the
+//! rest is zeros: a garbled last record (a torn write that left garbage) is
+//! an open error, so a node could not restart after such a crash; and a
+//! damaged length inside an earlier record reads as "incomplete", so every
+//! valid, acknowledged record after it is silently cut off. Records also
+//! carry no length, so damage cannot be stepped over to check what follows.
+//! Its cache also keeps every entry of the open chunk (up to 1 GB by
+//! default) in memory.
 //!
-//! [redb]: https://docs.rs/redb
+//! # What is durable when
+//!
+//! All writes go, in call order, through one queue to one writer thread
+//! ([`writer`]), which writes whatever has queued up as one batch, issues
+//! one fdatasync for it, and then reports every write of the batch as done.
+//! Under load many appends share one fdatasync (group commit); RaftCore
+//! never waits on the disk:
+//!
+//! - `append` places its records and queues them, and returns; openraft's
+//!   `IOFlushed` callback fires once an fdatasync covers them.
+//! - `save_vote` and `truncate_after` return only once an fdatasync covers
+//!   their record: a vote must never be forgotten, and entries the leader
+//!   overwrote must never come back. Being in the same queue, they keep
+//!   their order with appends and purges.
+//! - The committed log id and purges are lazy: their records wait for the
+//!   next batch that is synced anyway (or at most 200 ms). Losing them in a
+//!   crash is harmless. The committed id only lets start-up re-apply
+//!   committed entries before a leader is heard from; an older one means
+//!   fewer are re-applied at once and the rest once the leader sends its
+//!   commit index (the state machine is rebuilt from its snapshot at start
+//!   either way). Purged entries merely reappear and are purged again. A
+//!   purged segment's file is deleted only after the purge record is
+//!   synced, so no entry disappears without the record that says it was
+//!   purged.
+//!
+//! # Crashes
+//!
+//! Only the batch being written can be torn by a crash, and none of its
+//! writes was acknowledged yet. On open, a damaged or incomplete record
+//! that is followed by nothing valid of a later write is that torn tail: it
+//! is cut off, back to the end of the last complete batch (a batch is all
+//! or nothing), with a warning. Damage anywhere else (an earlier segment,
+//! or valid records of a later write after it) is refused with an error
+//! that names the file and offsets: the log never silently loses entries
+//! from its middle. See [`recovery`].
+//!
+//! # Memory
+//!
+//! In memory the log keeps, per entry, only where its record is (16 bytes;
+//! openraft's snapshot policy purges the log behind each snapshot), plus a
+//! cache of the encoded entries at its tail: up to
+//! [`CACHE_BYTES`](shared::CACHE_BYTES) of entries already written, plus
+//! those still queued for the writer, at most
+//! [`QUEUE_BYTES`](shared::QUEUE_BYTES) (an append waits for room beyond
+//! that). Older entries are read back from the files, checksum checked.
+//!
+//! Entries, votes and log ids are encoded with bincode 2 (serde API) and
+//! decoded under a length limit ([`crate::bincode_limit`]); a value that
+//! fails to decode is an `InvalidData` error, not a panic. A data directory
+//! still holding the redb file of the first version is refused at open.
 
 mod durable;
+mod frame;
+mod index;
 mod memory;
+mod op;
+mod recovery;
+mod shared;
+mod writer;
+
+#[cfg(test)]
+mod tests;
 
 use std::fmt::Debug;
 use std::io;
@@ -82,10 +152,11 @@ impl LogStore {
     }
 
     /// The durable log in `dir` (created if missing), reopening what an
-    /// earlier run left there.
+    /// earlier run left there. Fails if the directory holds a log of the
+    /// older redb layout, is in use by another log, or is damaged other than
+    /// at its torn end (see the module docs).
     pub fn open(dir: &Path) -> io::Result<Self> {
-        std::fs::create_dir_all(dir)?;
-        let log = DurableLog::open(&dir.join("raft-log.redb"))?;
+        let log = DurableLog::open(dir)?;
         Ok(Self {
             backend: Arc::new(Backend::Durable(log)),
         })
@@ -95,76 +166,6 @@ impl LogStore {
     pub fn is_durable(&self) -> bool {
         matches!(*self.backend, Backend::Durable(_))
     }
-
-    /// Runs a write on a blocking thread for the durable backend (it may
-    /// fsync), inline for the memory backend.
-    async fn write<T, F>(&self, op: F) -> io::Result<T>
-    where
-        T: Send + 'static,
-        F: FnOnce(&Backend) -> io::Result<T> + Send + 'static,
-    {
-        match &*self.backend {
-            Backend::Memory(_) => op(&self.backend),
-            Backend::Durable(_) => {
-                let backend = Arc::clone(&self.backend);
-                tokio::task::spawn_blocking(move || op(&backend))
-                    .await
-                    .map_err(io::Error::other)?
-            }
-        }
-    }
-}
-
-impl Backend {
-    fn save_vote(&self, vote: &Vote) -> io::Result<()> {
-        match self {
-            Backend::Memory(log) => {
-                log.save_vote(*vote);
-                Ok(())
-            }
-            Backend::Durable(log) => log.save_vote(vote),
-        }
-    }
-
-    fn save_committed(&self, committed: Option<LogId>) -> io::Result<()> {
-        match self {
-            Backend::Memory(log) => {
-                log.save_committed(committed);
-                Ok(())
-            }
-            Backend::Durable(log) => log.save_committed(committed),
-        }
-    }
-
-    fn append(&self, entries: Vec<Entry>) -> io::Result<()> {
-        match self {
-            Backend::Memory(log) => {
-                log.append(entries);
-                Ok(())
-            }
-            Backend::Durable(log) => log.append(&entries),
-        }
-    }
-
-    fn truncate_after(&self, keep_until: Option<u64>) -> io::Result<()> {
-        match self {
-            Backend::Memory(log) => {
-                log.truncate_after(keep_until);
-                Ok(())
-            }
-            Backend::Durable(log) => log.truncate_after(keep_until),
-        }
-    }
-
-    fn purge(&self, log_id: LogId) -> io::Result<()> {
-        match self {
-            Backend::Memory(log) => {
-                log.purge(log_id);
-                Ok(())
-            }
-            Backend::Durable(log) => log.purge(log_id),
-        }
-    }
 }
 
 impl RaftLogReader<TypeConfig> for LogStore {
@@ -173,8 +174,8 @@ impl RaftLogReader<TypeConfig> for LogStore {
         range: RB,
     ) -> Result<Vec<Entry>, io::Error> {
         let (start, end) = index_bounds(&range);
-        // Reads are served inline: they hit redb's page cache and the caller
-        // (replication) wants them now.
+        // Served inline: from the cache of the tail, else a positioned read
+        // per entry (page cache, usually), and replication wants them now.
         match &*self.backend {
             Backend::Memory(log) => Ok(log.entries(start, end)),
             Backend::Durable(log) => log.entries(start, end),
@@ -184,7 +185,7 @@ impl RaftLogReader<TypeConfig> for LogStore {
     async fn read_vote(&mut self) -> Result<Option<Vote>, io::Error> {
         match &*self.backend {
             Backend::Memory(log) => Ok(log.vote()),
-            Backend::Durable(log) => log.vote(),
+            Backend::Durable(log) => Ok(log.vote()),
         }
     }
 }
@@ -195,7 +196,7 @@ impl RaftLogStorage<TypeConfig> for LogStore {
     async fn get_log_state(&mut self) -> Result<LogState<TypeConfig>, io::Error> {
         let (last_purged_log_id, last_log_id) = match &*self.backend {
             Backend::Memory(log) => log.state(),
-            Backend::Durable(log) => log.state()?,
+            Backend::Durable(log) => log.state(),
         };
         Ok(LogState {
             last_purged_log_id,
@@ -208,19 +209,29 @@ impl RaftLogStorage<TypeConfig> for LogStore {
     }
 
     async fn save_vote(&mut self, vote: &Vote) -> Result<(), io::Error> {
-        let vote = *vote;
-        self.write(move |backend| backend.save_vote(&vote)).await
+        match &*self.backend {
+            Backend::Memory(log) => {
+                log.save_vote(*vote);
+                Ok(())
+            }
+            Backend::Durable(log) => log.save_vote(vote).await,
+        }
     }
 
     async fn save_committed(&mut self, committed: Option<LogId>) -> Result<(), io::Error> {
-        self.write(move |backend| backend.save_committed(committed))
-            .await
+        match &*self.backend {
+            Backend::Memory(log) => {
+                log.save_committed(committed);
+                Ok(())
+            }
+            Backend::Durable(log) => log.save_committed(committed),
+        }
     }
 
     async fn read_committed(&mut self) -> Result<Option<LogId>, io::Error> {
         match &*self.backend {
             Backend::Memory(log) => Ok(log.committed()),
-            Backend::Durable(log) => log.committed(),
+            Backend::Durable(log) => Ok(log.committed()),
         }
     }
 
@@ -234,28 +245,35 @@ impl RaftLogStorage<TypeConfig> for LogStore {
         I::IntoIter: Send,
     {
         let entries: Vec<Entry> = entries.into_iter().collect();
-        // Awaited here (not fire-and-forget) so that a following truncate or
-        // purge cannot overtake this write.
-        let result = self.write(move |backend| backend.append(entries)).await;
-        match result {
-            Ok(()) => {
+        match &*self.backend {
+            Backend::Memory(log) => {
+                log.append(entries);
                 callback.io_completed(Ok(()));
                 Ok(())
             }
-            Err(error) => {
-                callback.io_completed(Err(io::Error::new(error.kind(), error.to_string())));
-                Err(error)
-            }
+            // Returns once the entries are queued; the callback fires when
+            // they are synced. Later truncates and purges queue behind them.
+            Backend::Durable(log) => log.append(entries, callback).await,
         }
     }
 
     async fn truncate_after(&mut self, last_log_id: Option<LogId>) -> Result<(), io::Error> {
-        let keep_until = last_log_id.map(|id| id.index);
-        self.write(move |backend| backend.truncate_after(keep_until))
-            .await
+        match &*self.backend {
+            Backend::Memory(log) => {
+                log.truncate_after(last_log_id.map(|id| id.index));
+                Ok(())
+            }
+            Backend::Durable(log) => log.truncate_after(last_log_id).await,
+        }
     }
 
     async fn purge(&mut self, log_id: LogId) -> Result<(), io::Error> {
-        self.write(move |backend| backend.purge(log_id)).await
+        match &*self.backend {
+            Backend::Memory(log) => {
+                log.purge(log_id);
+                Ok(())
+            }
+            Backend::Durable(log) => log.purge(log_id),
+        }
     }
 }

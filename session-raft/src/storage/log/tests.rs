@@ -1,0 +1,448 @@
+//! Tests of the durable log through [`LogStore`], and of the recovery rules
+//! on hand-made segment bytes.
+
+use std::io;
+use std::path::{Path, PathBuf};
+
+use openraft::storage::{IOFlushed, RaftLogStorage};
+use openraft::type_config::TypeConfigExt as _;
+use openraft::{EntryPayload, RaftLogReader};
+use session_core::{ChangeSet, SessionId};
+
+use super::frame::{self, Record, SegmentState, FORMAT, HEADER_LEN};
+use super::recovery::{later_write, scan, OLD_REDB_FILE};
+use super::LogStore;
+use crate::command::Command;
+use crate::types::{Entry, LogId, TypeConfig, Vote};
+
+fn log_id(index: u64) -> LogId {
+    openraft::testing::log_id::<TypeConfig>(1, 1, index)
+}
+
+/// A session write carrying `value_len` bytes.
+fn entry(index: u64, value_len: usize) -> Entry {
+    let mut changes = ChangeSet::default();
+    changes.set("k".into(), vec![index as u8; value_len]);
+    Entry {
+        log_id: log_id(index),
+        payload: EntryPayload::Normal(Command::Apply {
+            id: SessionId::generate(None).unwrap(),
+            changes,
+            now: index,
+        }),
+    }
+}
+
+/// Appends and waits for the flush callback.
+async fn append(log: &mut LogStore, entries: Vec<Entry>) {
+    let (tx, rx) = TypeConfig::oneshot();
+    log.append(entries, IOFlushed::signal(tx)).await.unwrap();
+    rx.await.unwrap().unwrap();
+}
+
+/// Appends entries `indexes`, one append (one write batch) each.
+async fn append_each(log: &mut LogStore, indexes: std::ops::RangeInclusive<u64>) {
+    for i in indexes {
+        append(log, vec![entry(i, 20)]).await;
+    }
+}
+
+fn segment_files(dir: &Path) -> Vec<PathBuf> {
+    let mut files: Vec<PathBuf> = std::fs::read_dir(dir)
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .filter(|p| p.extension().is_some_and(|x| x == "wal"))
+        .collect();
+    files.sort();
+    files
+}
+
+fn last_segment(dir: &Path) -> PathBuf {
+    segment_files(dir).pop().expect("a segment file")
+}
+
+async fn indexes(log: &mut LogStore) -> Vec<u64> {
+    let entries = log.try_get_log_entries(..).await.unwrap();
+    entries.iter().map(|e| e.log_id.index).collect()
+}
+
+/// The records of segment `path`, and how many write batches it has.
+fn records(path: &Path) -> (Vec<Record>, usize) {
+    let data = std::fs::read(path).unwrap();
+    let seq: u32 = path.to_str().unwrap()[path.to_str().unwrap().len() - 14..][..10]
+        .parse()
+        .unwrap();
+    let found = scan(&data, seq, None).unwrap();
+    assert!(found.damage.is_none(), "{:?}", found.damage);
+    let batches = found.frames.iter().filter(|f| f.last).count();
+    let records = found
+        .frames
+        .iter()
+        .map(|f| frame::decode(&data[f.body.clone()]).unwrap())
+        .collect();
+    (records, batches)
+}
+
+#[tokio::test]
+async fn reopen_preserves_vote_entries_committed_and_purge() {
+    let dir = tempfile::tempdir().unwrap();
+    let vote = Vote::new_committed(3, 2);
+    {
+        let mut log = LogStore::open(dir.path()).unwrap();
+        log.save_vote(&vote).await.unwrap();
+        append(&mut log, (1..=10).map(|i| entry(i, 30)).collect()).await;
+        append_each(&mut log, 11..=20).await;
+        log.save_committed(Some(log_id(15))).await.unwrap();
+        log.purge(log_id(5)).await.unwrap();
+        log.truncate_after(Some(log_id(18))).await.unwrap();
+        // Dropped without any shutdown call; the lazy records are written
+        // by the writer before the drop returns.
+    }
+    let mut log = LogStore::open(dir.path()).unwrap();
+    assert_eq!(log.read_vote().await.unwrap(), Some(vote));
+    assert_eq!(log.read_committed().await.unwrap(), Some(log_id(15)));
+    let state = log.get_log_state().await.unwrap();
+    assert_eq!(state.last_purged_log_id, Some(log_id(5)));
+    assert_eq!(state.last_log_id, Some(log_id(18)));
+    assert_eq!(indexes(&mut log).await, (6..=18).collect::<Vec<_>>());
+    let read = log.try_get_log_entries(7..8).await.unwrap();
+    assert!(matches!(
+        &read[0].payload,
+        EntryPayload::Normal(Command::Apply { now: 7, .. })
+    ));
+    // The log goes on where it was cut.
+    append_each(&mut log, 19..=19).await;
+    assert_eq!(
+        log.get_log_state().await.unwrap().last_log_id,
+        Some(log_id(19))
+    );
+}
+
+#[tokio::test]
+async fn save_vote_and_truncate_are_written_when_they_return() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut log = LogStore::open(dir.path()).unwrap();
+    append_each(&mut log, 1..=3).await;
+    log.save_vote(&Vote::new(2, 1)).await.unwrap();
+    log.truncate_after(Some(log_id(1))).await.unwrap();
+    // Read from the file while the log is still open.
+    let (found, _) = records(&last_segment(dir.path()));
+    assert!(matches!(found[found.len() - 2], Record::Vote(v) if v == Vote::new(2, 1)));
+    assert!(matches!(found[found.len() - 1], Record::Truncate(Some(id)) if id == log_id(1)));
+}
+
+#[tokio::test]
+async fn concurrent_appends_share_fsyncs() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut log = LogStore::open(dir.path()).unwrap();
+    let mut waiting = Vec::new();
+    for i in 1..=300 {
+        let (tx, rx) = TypeConfig::oneshot();
+        log.append([entry(i, 20)], IOFlushed::signal(tx))
+            .await
+            .unwrap();
+        waiting.push(rx);
+    }
+    for rx in waiting {
+        rx.await.unwrap().unwrap();
+    }
+    let (found, batches) = records(&last_segment(dir.path()));
+    assert_eq!(
+        found.len(),
+        301,
+        "the segment's state record and 300 entries"
+    );
+    // One batch is one write and one fdatasync; the appends did not wait
+    // for each other, so they went out together.
+    assert!(batches < 150, "{batches} batches for 300 appends");
+}
+
+#[tokio::test]
+async fn an_append_over_the_tail_replaces_it() {
+    let dir = tempfile::tempdir().unwrap();
+    let replaced = openraft::testing::log_id::<TypeConfig>(2, 1, 3);
+    let expected = vec![log_id(1), log_id(2), replaced];
+    {
+        let mut log = LogStore::open(dir.path()).unwrap();
+        append_each(&mut log, 1..=5).await;
+        let mut replacement = entry(3, 20);
+        replacement.log_id = replaced;
+        append(&mut log, vec![replacement]).await;
+        let entries = log.try_get_log_entries(..).await.unwrap();
+        let ids: Vec<LogId> = entries.iter().map(|e| e.log_id).collect();
+        assert_eq!(ids, expected);
+    }
+    let mut log = LogStore::open(dir.path()).unwrap();
+    let entries = log.try_get_log_entries(..).await.unwrap();
+    let ids: Vec<LogId> = entries.iter().map(|e| e.log_id).collect();
+    assert_eq!(ids, expected);
+    assert_eq!(
+        log.get_log_state().await.unwrap().last_log_id,
+        Some(replaced)
+    );
+}
+
+#[tokio::test]
+async fn a_torn_last_record_is_cut_off() {
+    let dir = tempfile::tempdir().unwrap();
+    {
+        let mut log = LogStore::open(dir.path()).unwrap();
+        append_each(&mut log, 1..=10).await;
+    }
+    let path = last_segment(dir.path());
+    let len = std::fs::metadata(&path).unwrap().len();
+    let file = std::fs::OpenOptions::new().write(true).open(&path).unwrap();
+    file.set_len(len - 5).unwrap();
+    drop(file);
+    let mut log = LogStore::open(dir.path()).unwrap();
+    assert_eq!(indexes(&mut log).await, (1..=9).collect::<Vec<_>>());
+    assert_eq!(
+        log.get_log_state().await.unwrap().last_log_id,
+        Some(log_id(9))
+    );
+    append_each(&mut log, 10..=11).await;
+    drop(log);
+    let mut log = LogStore::open(dir.path()).unwrap();
+    assert_eq!(indexes(&mut log).await, (1..=11).collect::<Vec<_>>());
+}
+
+#[tokio::test]
+async fn a_garbled_or_extended_tail_is_cut_off() {
+    let dir = tempfile::tempdir().unwrap();
+    {
+        let mut log = LogStore::open(dir.path()).unwrap();
+        append_each(&mut log, 1..=10).await;
+    }
+    let path = last_segment(dir.path());
+    let good = std::fs::read(&path).unwrap();
+    // Garbage or zeros after the last record (a file extended by a write
+    // that never landed) cost nothing.
+    for tail in [vec![0u8; 4096], b"RSwl\xff\xff\x00\x00garbage".to_vec()] {
+        let mut bytes = good.clone();
+        bytes.extend_from_slice(&tail);
+        std::fs::write(&path, &bytes).unwrap();
+        let mut log = LogStore::open(dir.path()).unwrap();
+        assert_eq!(indexes(&mut log).await, (1..=10).collect::<Vec<_>>());
+        drop(log);
+        assert_eq!(std::fs::read(&path).unwrap(), good, "the tail was cut off");
+    }
+    // Garbage over the last record's body: only that record goes.
+    let mut bytes = good.clone();
+    let n = bytes.len();
+    bytes[n - 12..].copy_from_slice(&[0xa5; 12]);
+    std::fs::write(&path, &bytes).unwrap();
+    let mut log = LogStore::open(dir.path()).unwrap();
+    assert_eq!(indexes(&mut log).await, (1..=9).collect::<Vec<_>>());
+}
+
+#[tokio::test]
+async fn damage_in_the_middle_is_refused() {
+    let dir = tempfile::tempdir().unwrap();
+    {
+        let mut log = LogStore::open(dir.path()).unwrap();
+        append_each(&mut log, 1..=10).await;
+    }
+    let path = last_segment(dir.path());
+    let good = std::fs::read(&path).unwrap();
+    let data = scan(&good, 1, None).unwrap();
+    let fifth = &data.frames[5];
+    // A flipped bit in entry 5's body, and a length field of entry 5
+    // claiming more than the file has: followed by valid records of later
+    // writes, neither may be taken for a torn end.
+    let mut flipped = good.clone();
+    flipped[fifth.body.start + 3] ^= 0x01;
+    let mut long = good.clone();
+    long[fifth.offset + 4..fifth.offset + 8].copy_from_slice(&(1u32 << 20).to_le_bytes());
+    for bytes in [flipped, long] {
+        std::fs::write(&path, &bytes).unwrap();
+        let error = LogStore::open(dir.path()).unwrap_err();
+        assert_eq!(error.kind(), io::ErrorKind::InvalidData);
+        let message = error.to_string();
+        assert!(message.contains("damaged in the middle"), "{message}");
+        assert!(message.contains(path.to_str().unwrap()), "{message}");
+        assert!(
+            message.contains(&format!("offset {}", fifth.offset)),
+            "{message}"
+        );
+        assert_eq!(std::fs::read(&path).unwrap(), bytes, "nothing was cut");
+    }
+}
+
+/// Segment bytes: the state record (batch 0), then `batches` of entries.
+fn segment_bytes(batches: &[&[u64]]) -> Vec<u8> {
+    let state = SegmentState {
+        format: FORMAT,
+        vote: None,
+        committed: None,
+        purged: None,
+        last: None,
+    };
+    let mut out = Vec::new();
+    frame::write_frame(
+        &mut out,
+        1,
+        0,
+        true,
+        &frame::encode(&Record::State(state)).unwrap(),
+    );
+    for (b, indexes) in batches.iter().enumerate() {
+        for (k, i) in indexes.iter().enumerate() {
+            let body = frame::encode_entry(&entry(*i, 8)).unwrap();
+            frame::write_frame(&mut out, 1, b as u32 + 1, k + 1 == indexes.len(), &body);
+        }
+    }
+    out
+}
+
+#[test]
+fn a_write_batch_is_kept_or_cut_whole() {
+    let data = segment_bytes(&[&[1, 2, 3], &[4, 5, 6]]);
+    let whole = scan(&data, 1, None).unwrap();
+    assert!(whole.damage.is_none());
+    assert_eq!(whole.frames.len(), 7);
+    let second = whole.frames[4].offset;
+    let fifth = whole.frames[5].clone();
+
+    // Entry 5 damaged (or the file ending inside the batch): the batch is
+    // the last one, so it is the torn write, and it goes whole.
+    let mut torn = data.clone();
+    torn[fifth.body.start] ^= 0xff;
+    let scanned = scan(&torn, 1, None).unwrap();
+    assert_eq!(scanned.complete, second, "cut back to the end of batch 1");
+    let (at, _, batch) = scanned.damage.clone().unwrap();
+    assert_eq!(at, fifth.offset);
+    assert_eq!(
+        later_write(&torn, at, 1, batch),
+        None,
+        "entry 6 is of the same batch"
+    );
+    let short = scan(&data[..data.len() - 1], 1, None).unwrap();
+    assert_eq!(short.complete, second);
+
+    // Entry 2 damaged: batch 2 was written after batch 1 was synced.
+    let mut middle = data.clone();
+    middle[whole.frames[2].body.start] ^= 0xff;
+    let scanned = scan(&middle, 1, None).unwrap();
+    let (at, _, batch) = scanned.damage.unwrap();
+    assert_eq!(later_write(&middle, at, 1, batch), Some(second));
+
+    // A frame copied from another segment does not check out there.
+    assert!(scan(&data, 2, None).unwrap().damage.is_some());
+}
+
+#[tokio::test]
+async fn a_record_that_checks_out_but_does_not_decode_is_invalid_data() {
+    let dir = tempfile::tempdir().unwrap();
+    drop(LogStore::open(dir.path()).unwrap());
+    let path = last_segment(dir.path());
+    let mut bytes = std::fs::read(&path).unwrap();
+    let batch = scan(&bytes, 1, None).unwrap().next_batch.unwrap();
+    frame::write_frame(
+        &mut bytes,
+        1,
+        batch,
+        true,
+        &[frame::ENTRY, 0xff, 0xff, 0xff],
+    );
+    std::fs::write(&path, &bytes).unwrap();
+    let error = LogStore::open(dir.path()).unwrap_err();
+    assert_eq!(error.kind(), io::ErrorKind::InvalidData);
+    assert!(error.to_string().contains("does not decode"), "{error}");
+}
+
+#[test]
+fn a_stored_entry_claiming_a_huge_key_is_refused_without_allocating() {
+    let mut changes = ChangeSet::default();
+    changes.set("kkkkkkkkkkkkkkkk".into(), vec![1]);
+    let entry = Entry {
+        log_id: log_id(5),
+        payload: EntryPayload::Normal(Command::Apply {
+            id: SessionId::generate(None).unwrap(),
+            changes,
+            now: 1,
+        }),
+    };
+    let mut bytes = frame::encode_entry(&entry).unwrap();
+    assert!(frame::decode_entry(&bytes).is_ok());
+    // The key's length prefix (16) now claims 128 MiB.
+    let key = b"\x10kkkkkkkkkkkkkkkk";
+    let at = bytes.windows(key.len()).position(|w| w == key).unwrap();
+    let mut claim = vec![0xfd];
+    claim.extend_from_slice(&(1u64 << 27).to_le_bytes());
+    bytes.splice(at..at + 1, claim);
+    let refused = frame::decode_entry(&bytes).unwrap_err();
+    assert_eq!(refused.kind(), io::ErrorKind::InvalidData);
+    assert!(refused.to_string().contains("LimitExceeded"), "{refused}");
+}
+
+#[tokio::test]
+async fn a_segment_whose_creation_was_cut_short_is_removed() {
+    let dir = tempfile::tempdir().unwrap();
+    {
+        let mut log = LogStore::open(dir.path()).unwrap();
+        append_each(&mut log, 1..=3).await;
+    }
+    let next = dir.path().join(super::recovery::segment_name(2));
+    std::fs::write(&next, &b"RSwl\x10\x00"[..]).unwrap();
+    let mut log = LogStore::open(dir.path()).unwrap();
+    assert!(!next.exists());
+    assert_eq!(indexes(&mut log).await, vec![1, 2, 3]);
+}
+
+#[tokio::test]
+async fn segments_rotate_and_purge_deletes_whole_files() {
+    let dir = tempfile::tempdir().unwrap();
+    let big = 1 << 20;
+    {
+        let mut log = LogStore::open(dir.path()).unwrap();
+        for i in 1..=40 {
+            append(&mut log, vec![entry(i, big)]).await;
+        }
+        let files = segment_files(dir.path());
+        assert_eq!(files.len(), 3, "{files:?}");
+        // The cache keeps a bounded tail; older entries come from disk.
+        let super::Backend::Durable(durable) = &*log.backend else {
+            unreachable!()
+        };
+        let (_, cached_bytes) = durable.cache_stats();
+        assert!(cached_bytes <= super::shared::CACHE_BYTES, "{cached_bytes}");
+        assert_eq!(indexes(&mut log).await, (1..=40).collect::<Vec<_>>());
+        log.purge(log_id(30)).await.unwrap();
+        assert_eq!(indexes(&mut log).await, (31..=40).collect::<Vec<_>>());
+    }
+    // Segment 1 held entries 1..=16 and segment 2 17..=32: only the first
+    // held nothing but purged entries.
+    let files = segment_files(dir.path());
+    assert_eq!(files.len(), 2, "{files:?}");
+    let mut log = LogStore::open(dir.path()).unwrap();
+    let state = log.get_log_state().await.unwrap();
+    assert_eq!(state.last_purged_log_id, Some(log_id(30)));
+    assert_eq!(indexes(&mut log).await, (31..=40).collect::<Vec<_>>());
+    append(&mut log, vec![entry(41, 10)]).await;
+    assert!(HEADER_LEN < big);
+}
+
+#[tokio::test]
+async fn a_data_directory_of_the_redb_layout_is_refused() {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(dir.path().join(OLD_REDB_FILE), b"redb").unwrap();
+    let error = LogStore::open(dir.path()).unwrap_err();
+    assert_eq!(error.kind(), io::ErrorKind::InvalidData);
+    let message = error.to_string();
+    assert!(
+        message.contains(dir.path().join(OLD_REDB_FILE).to_str().unwrap()),
+        "{message}"
+    );
+    assert!(message.contains("older"), "{message}");
+    assert!(message.contains("remove"), "{message}");
+}
+
+#[tokio::test]
+async fn a_log_in_use_is_not_opened_twice() {
+    let dir = tempfile::tempdir().unwrap();
+    let log = LogStore::open(dir.path()).unwrap();
+    let error = LogStore::open(dir.path()).unwrap_err();
+    assert_eq!(error.kind(), io::ErrorKind::WouldBlock);
+    drop(log);
+    LogStore::open(dir.path()).unwrap();
+}
