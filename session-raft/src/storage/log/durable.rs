@@ -101,6 +101,7 @@ impl DurableLog {
                 tx: Some(tx),
             }),
             queue: tokio::sync::Semaphore::new(QUEUE_BYTES as usize),
+            synced: Default::default(),
         });
         let writer = Writer::new(
             PathBuf::from(dir),
@@ -326,6 +327,17 @@ impl DurableLog {
                 }
             })
             .collect()
+    }
+
+    /// The last queue position handed out, and the last one synced (tests).
+    #[cfg(test)]
+    pub(super) fn progress(&self) -> (u64, u64) {
+        let queued = self.shared.state.lock().next_seq - 1;
+        let synced = self
+            .shared
+            .synced
+            .load(std::sync::atomic::Ordering::Acquire);
+        (queued, synced)
     }
 
     /// Cached entries and their bytes (tests).

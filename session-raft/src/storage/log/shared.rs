@@ -67,6 +67,9 @@ pub(super) struct Shared {
     pub(super) state: Mutex<State>,
     /// Room in the queue, in encoded entry bytes.
     pub(super) queue: tokio::sync::Semaphore,
+    /// Queue position covered by the last fdatasync (tests check that no
+    /// write is reported done before it).
+    pub(super) synced: std::sync::atomic::AtomicU64,
 }
 
 impl Shared {
@@ -87,6 +90,12 @@ impl Shared {
 
     pub(super) fn fail(&self, message: String) {
         self.state.lock().failed.get_or_insert(message);
+    }
+
+    /// Everything queued up to `seq` is on disk.
+    pub(super) fn synced(&self, seq: u64) {
+        self.synced
+            .fetch_max(seq, std::sync::atomic::Ordering::Release);
     }
 
     pub(super) fn release(&self, permits: u64) {

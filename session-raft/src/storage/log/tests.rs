@@ -131,14 +131,38 @@ async fn save_vote_and_truncate_are_written_when_they_return() {
     assert!(matches!(found[found.len() - 1], Record::Truncate(Some(id)) if id == log_id(1)));
 }
 
+fn durable(log: &LogStore) -> &super::durable::DurableLog {
+    match &*log.backend {
+        super::Backend::Durable(durable) => durable,
+        super::Backend::Memory(_) => unreachable!("a durable log"),
+    }
+}
+
+#[tokio::test]
+async fn a_callback_fires_only_after_the_fsync_that_covers_it() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut log = LogStore::open(dir.path()).unwrap();
+    for i in 1..=20 {
+        append(&mut log, vec![entry(i, 20)]).await;
+        let (queued, synced) = durable(&log).progress();
+        assert!(
+            synced >= queued,
+            "append {i}: synced up to {synced} of {queued}"
+        );
+    }
+}
+
 #[tokio::test]
 async fn concurrent_appends_share_fsyncs() {
     let dir = tempfile::tempdir().unwrap();
     let mut log = LogStore::open(dir.path()).unwrap();
     let mut waiting = Vec::new();
-    for i in 1..=300 {
+    // A large first write keeps the writer busy (even on a disk whose
+    // fsync costs nothing) while the small appends queue up behind it.
+    for i in 1..=301 {
         let (tx, rx) = TypeConfig::oneshot();
-        log.append([entry(i, 20)], IOFlushed::signal(tx))
+        let size = if i == 1 { 4 << 20 } else { 20 };
+        log.append([entry(i, size)], IOFlushed::signal(tx))
             .await
             .unwrap();
         waiting.push(rx);
@@ -149,12 +173,12 @@ async fn concurrent_appends_share_fsyncs() {
     let (found, batches) = records(&last_segment(dir.path()));
     assert_eq!(
         found.len(),
-        301,
-        "the segment's state record and 300 entries"
+        302,
+        "the segment's state record and 301 entries"
     );
     // One batch is one write and one fdatasync; the appends did not wait
     // for each other, so they went out together.
-    assert!(batches < 150, "{batches} batches for 300 appends");
+    assert!(batches < 150, "{batches} batches for 301 appends");
 }
 
 #[tokio::test]
@@ -401,10 +425,7 @@ async fn segments_rotate_and_purge_deletes_whole_files() {
         let files = segment_files(dir.path());
         assert_eq!(files.len(), 3, "{files:?}");
         // The cache keeps a bounded tail; older entries come from disk.
-        let super::Backend::Durable(durable) = &*log.backend else {
-            unreachable!()
-        };
-        let (_, cached_bytes) = durable.cache_stats();
+        let (_, cached_bytes) = durable(&log).cache_stats();
         assert!(cached_bytes <= super::shared::CACHE_BYTES, "{cached_bytes}");
         assert_eq!(indexes(&mut log).await, (1..=40).collect::<Vec<_>>());
         log.purge(log_id(30)).await.unwrap();

@@ -179,6 +179,7 @@ impl Writer {
             }
             self.len += buf.len() as u64;
             self.batch = frame::batch_number(self.batch.wrapping_add(1));
+            self.shared.synced(ops.last().map_or(0, |op| op.seq));
             metrics::counter!("session_raft_log_syncs_total").increment(1);
         }
         self.finish(ops, true);
