@@ -98,9 +98,6 @@ mod recovery;
 mod shared;
 mod writer;
 
-#[cfg(test)]
-mod tests;
-
 use std::fmt::Debug;
 use std::io;
 use std::ops::{Bound, RangeBounds};
@@ -277,3 +274,6 @@ impl RaftLogStorage<TypeConfig> for LogStore {
         }
     }
 }
+
+#[cfg(test)]
+mod tests;
