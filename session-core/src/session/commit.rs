@@ -9,12 +9,18 @@ use std::sync::Arc;
 
 use tracing::Instrument as _;
 
-use super::state::{merge, ClientUpdate};
-use super::{Result, Session, SessionError, ID_ATTEMPTS};
+use super::error::{Result, SessionError};
+use super::state::merge;
+use super::Session;
 use crate::clock::UnixMillis;
 use crate::id::SessionId;
 use crate::record::{ChangeSet, NewSession, SessionData, SessionRecord};
 use crate::store::{Committed, StoreError};
+use crate::transport::ClientUpdate;
+
+/// How many fresh ids to try when the store says one is taken. With 128
+/// random bits a second try is already astronomically unlikely.
+const ID_ATTEMPTS: usize = 4;
 
 /// What the layer must do once the handler is done.
 #[derive(Debug)]
