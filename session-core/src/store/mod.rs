@@ -18,18 +18,20 @@
 //! Every store must pass the shared [`conformance`] suite.
 //!
 //! Files: `contract.rs` (the trait), `token.rs` (what a write returns),
-//! `error.rs`, `memory.rs` (the one-node store), `tombstones.rs`,
-//! `conformance.rs`.
+//! `error.rs`, `map.rs` (the sharded records every store here keeps),
+//! `memory.rs` (the one-node store), `tombstones.rs`, `conformance.rs`.
 
 pub mod conformance;
 mod contract;
 mod error;
+mod map;
 mod memory;
 mod token;
 mod tombstones;
 
 pub use contract::SessionStore;
 pub use error::{StoreError, Version};
+pub use map::{CreateError, SessionMap};
 pub use memory::{MemoryStore, MemoryStoreConfig};
 pub use token::{Committed, ConsistencyToken};
 pub use tombstones::{Tombstones, MAX_TOMBSTONES, SUPERSEDED_WINDOW};
