@@ -235,16 +235,7 @@ impl SessionStore for MemoryStore {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::record::SessionData;
-
-    fn new_session(now: UnixMillis) -> NewSession {
-        NewSession {
-            data: SessionData::new(),
-            created_at: now,
-            expires_at: now + 1_000,
-            size_limit: 0,
-        }
-    }
+    use crate::store::testing::new_session;
 
     #[tokio::test]
     async fn passes_conformance_suite() {
@@ -260,7 +251,10 @@ mod tests {
             ..MemoryStoreConfig::default()
         });
         let id = SessionId::generate(None).unwrap();
-        store.create(&id, new_session(10_000)).await.unwrap();
+        store
+            .create(&id, new_session(10_000, 11_000, &[]))
+            .await
+            .unwrap();
         clock.advance(Duration::from_secs(2));
         tokio::time::sleep(Duration::from_millis(1_100)).await;
         assert!(store.is_empty(), "expired record was not purged");
@@ -281,11 +275,17 @@ mod tests {
         });
         let now = 5_000;
         store
-            .create(&SessionId::generate(None).unwrap(), new_session(now))
+            .create(
+                &SessionId::generate(None).unwrap(),
+                new_session(now, now + 1_000, &[]),
+            )
             .await
             .unwrap();
         let second = store
-            .create(&SessionId::generate(None).unwrap(), new_session(now))
+            .create(
+                &SessionId::generate(None).unwrap(),
+                new_session(now, now + 1_000, &[]),
+            )
             .await;
         assert!(matches!(second, Err(StoreError::Unavailable { .. })));
     }
@@ -295,7 +295,10 @@ mod tests {
         let store = MemoryStore::default();
         let clone = store.clone();
         let id = SessionId::generate(None).unwrap();
-        clone.create(&id, new_session(10_000)).await.unwrap();
+        clone
+            .create(&id, new_session(10_000, 11_000, &[]))
+            .await
+            .unwrap();
         assert_eq!(store.len(), 1, "a clone writes into the same map");
         assert!(store
             .load(&id, ConsistencyToken::NONE, 10_000)

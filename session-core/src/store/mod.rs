@@ -15,17 +15,22 @@
 //!   retry hint; the layer turns that into `503 Service Unavailable` with
 //!   `Retry-After`, never a success for a change that was not saved.
 //!
-//! Every store must pass the shared [`conformance`] suite.
+//! Every store must pass the shared conformance suite (`conformance`, with
+//! its helpers in `testing`: both behind the `conformance` feature).
 //!
 //! Files: `contract.rs` (the trait), `token.rs` (what a write returns),
 //! `error.rs`, `map.rs` (the sharded records every store here keeps),
-//! `memory.rs` (the one-node store), `tombstones.rs`, `conformance.rs`.
+//! `memory.rs` (the one-node store), `tombstones.rs`, `conformance.rs` and
+//! `testing.rs` (for tests).
 
+#[cfg(any(test, feature = "conformance"))]
 pub mod conformance;
 mod contract;
 mod error;
 mod map;
 mod memory;
+#[cfg(any(test, feature = "conformance"))]
+pub mod testing;
 mod token;
 mod tombstones;
 

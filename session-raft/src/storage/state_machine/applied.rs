@@ -229,7 +229,8 @@ impl SessionReader {
 
 #[cfg(test)]
 mod tests {
-    use session_core::{ChangeSet, NewSession, SessionData};
+    use session_core::store::testing;
+    use session_core::ChangeSet;
 
     use super::*;
 
@@ -239,17 +240,6 @@ mod tests {
             .into_iter()
             .find(|(stored, _)| stored == id)
             .map(|(_, record)| record)
-    }
-
-    fn new_session(created_at: u64, expires_at: u64) -> NewSession {
-        let mut data = SessionData::new();
-        data.insert("k".into(), vec![1]);
-        NewSession {
-            data,
-            created_at,
-            expires_at,
-            size_limit: 0,
-        }
     }
 
     fn id() -> SessionId {
@@ -266,7 +256,7 @@ mod tests {
         map.apply_command(
             Command::Create {
                 id,
-                session: new_session(at, until),
+                session: testing::new_session(at, until, &[("k", &[1])]),
                 max_sessions: None,
             },
             index,
@@ -294,7 +284,7 @@ mod tests {
         );
         assert_eq!(create(&map, a, 3, 100, 500).result, Ok(3));
         assert_eq!(map.sessions.len(), 1);
-        let mut oversized = new_session(0, 100);
+        let mut oversized = testing::new_session(0, 100, &[("k", &[1])]);
         oversized.size_limit = 4;
         assert!(matches!(
             map.apply_command(
@@ -315,7 +305,7 @@ mod tests {
         map.apply_command(
             Command::Create {
                 id,
-                session: new_session(at, at + 100),
+                session: testing::new_session(at, at + 100, &[("k", &[1])]),
                 max_sessions: Some(2),
             },
             index,
