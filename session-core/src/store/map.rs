@@ -355,3 +355,54 @@ impl fmt::Debug for SessionMap {
             .finish_non_exhaustive()
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::store::testing::new_session;
+
+    fn id() -> SessionId {
+        SessionId::generate(None).unwrap()
+    }
+
+    #[test]
+    fn rotating_onto_an_expired_id_replaces_it_and_keeps_the_count_exact() {
+        let map = SessionMap::new(1);
+        let (old, stale) = (id(), id());
+        map.create(old, new_session(0, 1_000, &[("a", b"1")]), None, || 1)
+            .unwrap();
+        map.create(stale, new_session(0, 100, &[]), None, || 2)
+            .unwrap();
+        assert_eq!(map.len(), 2);
+        assert_eq!(
+            map.rotate(&old, stale, &ChangeSet::default(), 100, || 3),
+            Ok(3)
+        );
+        assert_eq!(map.len(), 1, "the expired record under the new id is gone");
+        assert_eq!(map.get(&stale, 100).unwrap().data.len(), 1);
+    }
+
+    #[test]
+    fn rotating_onto_a_live_id_or_its_own_changes_nothing() {
+        let map = SessionMap::new(2);
+        let (a, b) = (id(), id());
+        map.create(a, new_session(0, 1_000, &[]), None, || 1)
+            .unwrap();
+        map.create(b, new_session(0, 1_000, &[]), None, || 2)
+            .unwrap();
+        let mut changes = ChangeSet::default();
+        changes.set("x".into(), vec![1]);
+        let drawn = std::cell::Cell::new(false);
+        for to in [b, a] {
+            let result = map.rotate(&a, to, &changes, 10, || {
+                drawn.set(true);
+                3
+            });
+            assert_eq!(result, Err(StoreError::IdExists));
+        }
+        assert!(!drawn.get(), "no version is drawn for a refused rotation");
+        assert!(map.get(&a, 10).unwrap().data.is_empty());
+        assert!(!map.is_superseded(&a, 10));
+        assert_eq!(map.len(), 2);
+    }
+}

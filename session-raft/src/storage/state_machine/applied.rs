@@ -167,8 +167,9 @@ impl AppliedState {
 
 /// A cheap, clonable, read-only handle onto the state machine's session map.
 ///
-/// Obtained with [`crate::StateMachineStore::reader`]; it stays valid for the
-/// life of the process and sees every apply and snapshot install.
+/// Obtained with [`StateMachineStore::reader`](super::StateMachineStore::reader);
+/// it stays valid for the life of the process and sees every apply and
+/// snapshot install.
 #[derive(Debug, Clone)]
 pub struct SessionReader {
     state: Arc<AppliedState>,
