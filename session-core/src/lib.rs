@@ -4,7 +4,7 @@
 //!
 //! This crate knows nothing of Raft. It defines what a session is
 //! ([`SessionId`], [`SessionRecord`], [`ChangeSet`]), what a store must do
-//! ([`SessionStore`], checked by the [`store::conformance`] suite), an
+//! ([`SessionStore`], checked by the `store::conformance` suite), an
 //! in-memory store, and the Tower layer ([`SessionLayer`]) with the
 //! [`Session`] handle handlers use.
 //!
@@ -78,6 +78,9 @@
 //!
 //! - `axum` (default): the [`Session`] extractor and `IntoResponse` for
 //!   [`SessionError`], so handlers can use `?`.
+//! - `conformance`: `store::conformance`, the suite every store must pass,
+//!   and `store::testing`, the sessions and failing store tests build on;
+//!   for dev-dependencies.
 
 mod clock;
 mod expiry;

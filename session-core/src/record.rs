@@ -15,6 +15,7 @@ use std::collections::{BTreeMap, BTreeSet};
 use serde::{Deserialize, Serialize};
 
 use crate::clock::UnixMillis;
+use crate::id::SessionId;
 use crate::store::{StoreError, Version};
 
 /// Bytes counted per key on top of key and value lengths, so that a session of
@@ -137,7 +138,7 @@ pub struct ChangeSet {
     /// New expiry deadline, if it moves.
     pub expires_at: Option<UnixMillis>,
     /// Move the session to this new id (login: same data, new id).
-    pub rotate_to: Option<crate::SessionId>,
+    pub rotate_to: Option<SessionId>,
     /// Apply only if the session's version is still this (compare-and-set).
     pub expected_version: Option<Version>,
     /// Refuse the change if the data would be larger than this many bytes

@@ -24,9 +24,10 @@ use std::net::{Ipv4Addr, SocketAddr, TcpListener};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+use session_core::store::testing::live_session;
 use session_core::{
-    ChangeSet, Clock, ConsistencyToken, MemoryStore, NewSession, SessionData, SessionId,
-    SessionStore, StoreError,
+    ChangeSet, Clock, ConsistencyToken, MemoryStore, NewSession, SessionId, SessionStore,
+    StoreError,
 };
 use session_raft::{NodeConfig, RaftNode, RaftStore};
 
@@ -157,17 +158,10 @@ fn now() -> u64 {
 }
 
 /// A session live for an hour with the counter at 0.
-fn new_session() -> NewSession {
-    let mut data = SessionData::new();
-    data.insert(COUNTER_KEY.into(), serde_json::to_vec(&0u64).unwrap());
-    data.insert("user".into(), serde_json::to_vec("bench-user").unwrap());
-    let now = now();
-    NewSession {
-        data,
-        created_at: now,
-        expires_at: now + 3_600_000,
-        size_limit: 0,
-    }
+fn counter_session() -> NewSession {
+    let counter = serde_json::to_vec(&0u64).unwrap();
+    let user = serde_json::to_vec("bench-user").unwrap();
+    live_session(&[(COUNTER_KEY, &counter), ("user", &user)])
 }
 
 /// A change set setting the counter, as the demo's increment does.
@@ -391,7 +385,7 @@ async fn create_sessions(store: &RaftStore, count: usize) -> Vec<SessionId> {
         let creates = chunk.iter().map(|id| {
             let store = store.clone();
             let id = *id;
-            async move { store.create(&id, new_session()).await }
+            async move { store.create(&id, counter_session()).await }
         });
         for result in futures::future::join_all(creates).await {
             result.expect("create session");
@@ -519,7 +513,7 @@ async fn run(params: Params) {
         .map(|_| SessionId::generate(None).unwrap())
         .collect();
     for id in &ids {
-        memory.create(id, new_session()).await.unwrap();
+        memory.create(id, counter_session()).await.unwrap();
     }
     let ids = Arc::new(ids);
     let _ = read_phase(

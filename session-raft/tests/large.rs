@@ -7,7 +7,8 @@ mod common;
 use std::time::Duration;
 
 use common::*;
-use session_core::{ChangeSet, NewSession, SessionData, SessionStore, StoreError};
+use session_core::store::testing::live_session;
+use session_core::{ChangeSet, NewSession, SessionStore, StoreError};
 
 const LEADER_WAIT: Duration = Duration::from_secs(10);
 
@@ -16,12 +17,8 @@ const MAX_RPC_BYTES: usize = 256 << 10;
 
 /// A session whose data is one value of `bytes` bytes (plus key "v").
 fn big_session(value: u64, bytes: usize) -> NewSession {
-    let mut session = new_session(value);
-    let mut data = SessionData::new();
-    data.insert("v".into(), value.to_le_bytes().to_vec());
-    data.insert("blob".into(), vec![(value % 251) as u8; bytes]);
-    session.data = data;
-    session
+    let blob = vec![(value % 251) as u8; bytes];
+    live_session(&[("v", &value.to_le_bytes()), ("blob", &blob)])
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

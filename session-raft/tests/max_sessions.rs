@@ -11,9 +11,8 @@ use std::sync::OnceLock;
 use std::time::Duration;
 
 use common::*;
-use session_core::{
-    ChangeSet, Clock, ConsistencyToken, NewSession, SessionData, SessionStore, StoreError,
-};
+use session_core::store::testing;
+use session_core::{ChangeSet, Clock, ConsistencyToken, NewSession, SessionStore, StoreError};
 use session_raft::internals::FULL_RETRY_AFTER;
 use session_raft::RaftStore;
 
@@ -30,14 +29,7 @@ fn expiry_clock() -> &'static Clock {
 
 /// A session created at `at`, live for an hour from then.
 fn session_at(at: u64) -> NewSession {
-    let mut data = SessionData::new();
-    data.insert("v".into(), 1u64.to_le_bytes().to_vec());
-    NewSession {
-        data,
-        created_at: at,
-        expires_at: at + HOUR,
-        size_limit: 0,
-    }
+    testing::new_session(at, at + HOUR, &[("v", &1u64.to_le_bytes())])
 }
 
 fn assert_full(result: Result<session_core::Committed, StoreError>, via: &str) {

@@ -9,7 +9,8 @@ use futures::stream;
 use openraft::storage::{IOFlushed, RaftLogStorage, RaftStateMachine};
 use openraft::testing::log::{StoreBuilder, Suite};
 use openraft::{EntryPayload, RaftLogReader, RaftSnapshotBuilder, StorageHelper};
-use session_core::{ChangeSet, NewSession, SessionData, SessionId};
+use session_core::store::testing::new_session;
+use session_core::{ChangeSet, SessionId};
 use session_raft::internals::types::{Entry, LogId, StorageError, TypeConfig, Vote};
 use session_raft::internals::Command;
 use session_raft::internals::{LogStore, StateMachineStore};
@@ -61,17 +62,6 @@ fn membership_entry(index: u64) -> Entry {
     openraft::testing::membership_ent::<TypeConfig>(1, 1, index, vec![BTreeSet::from([1])])
 }
 
-fn new_session(key: &str, value: u8, created_at: u64, expires_at: u64) -> NewSession {
-    let mut data = SessionData::new();
-    data.insert(key.to_owned(), vec![value]);
-    NewSession {
-        data,
-        created_at,
-        expires_at,
-        size_limit: 0,
-    }
-}
-
 fn set(key: &str, value: u8) -> ChangeSet {
     let mut changes = ChangeSet::default();
     changes.set(key.to_owned(), vec![value]);
@@ -98,7 +88,7 @@ fn history(ids: &[SessionId; 4]) -> Vec<Entry> {
             2,
             Command::Create {
                 id: a,
-                session: new_session("k", 1, 1_000, 10_000),
+                session: new_session(1_000, 10_000, &[("k", &[1])]),
                 max_sessions: None,
             },
         ),
@@ -106,7 +96,7 @@ fn history(ids: &[SessionId; 4]) -> Vec<Entry> {
             3,
             Command::Create {
                 id: b,
-                session: new_session("k", 2, 1_000, 2_000),
+                session: new_session(1_000, 2_000, &[("k", &[2])]),
                 max_sessions: None,
             },
         ),
@@ -114,7 +104,7 @@ fn history(ids: &[SessionId; 4]) -> Vec<Entry> {
             4,
             Command::Create {
                 id: c,
-                session: new_session("k", 3, 1_000, 50_000),
+                session: new_session(1_000, 50_000, &[("k", &[3])]),
                 max_sessions: None,
             },
         ),
@@ -123,7 +113,7 @@ fn history(ids: &[SessionId; 4]) -> Vec<Entry> {
             5,
             Command::Create {
                 id: a,
-                session: new_session("k", 9, 1_500, 9_000),
+                session: new_session(1_500, 9_000, &[("k", &[9])]),
                 max_sessions: None,
             },
         ),
@@ -221,7 +211,7 @@ async fn rotate_refuses_a_taken_id_and_changes_nothing() {
                 1,
                 Command::Create {
                     id: a,
-                    session: new_session("k", 1, 0, 1_000),
+                    session: new_session(0, 1_000, &[("k", &[1])]),
                     max_sessions: None,
                 },
             ),
@@ -229,7 +219,7 @@ async fn rotate_refuses_a_taken_id_and_changes_nothing() {
                 2,
                 Command::Create {
                     id: b,
-                    session: new_session("k", 2, 0, 1_000),
+                    session: new_session(0, 1_000, &[("k", &[2])]),
                     max_sessions: None,
                 },
             ),
@@ -300,7 +290,7 @@ async fn expire_before_drops_exactly_the_expired() {
                 i as u64 + 1,
                 Command::Create {
                     id: *id,
-                    session: new_session("k", 0, 0, i as u64 * 10),
+                    session: new_session(0, i as u64 * 10, &[("k", &[0])]),
                     max_sessions: None,
                 },
             )
@@ -377,7 +367,7 @@ async fn snapshot_build_install_round_trip() {
             1,
             Command::Create {
                 id: ids[0],
-                session: new_session("old", 0, 0, 99_999),
+                session: new_session(0, 99_999, &[("old", &[0])]),
                 max_sessions: None,
             },
         )],
@@ -481,7 +471,7 @@ async fn restart_rebuilds_state_from_snapshot_and_log() {
             12,
             Command::Create {
                 id: extra,
-                session: new_session("e", 5, 3_000, 90_000),
+                session: new_session(3_000, 90_000, &[("e", &[5])]),
                 max_sessions: None,
             },
         );

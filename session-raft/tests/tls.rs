@@ -20,7 +20,8 @@ use rcgen::{
     BasicConstraints, CertificateParams, DnType, ExtendedKeyUsagePurpose, IsCa, Issuer, KeyPair,
     KeyUsagePurpose,
 };
-use session_core::{NewSession, SessionData, SessionId, SessionStore};
+use session_core::store::testing::live_session;
+use session_core::{SessionId, SessionStore};
 use session_raft::admin::{self, AdminReply, AdminRequest};
 use session_raft::{AdminError, ClusterSecret, ClusterTls, NodeConfig, RaftNode, StartError};
 
@@ -100,18 +101,6 @@ fn config(id: u64, tls: Option<ClusterTls>) -> NodeConfig {
     }
 }
 
-fn new_session(value: u64) -> NewSession {
-    let mut data = SessionData::new();
-    data.insert("v".into(), value.to_le_bytes().to_vec());
-    let now = now();
-    NewSession {
-        data,
-        created_at: now,
-        expires_at: now + 3_600_000,
-        size_limit: 0,
-    }
-}
-
 fn now() -> u64 {
     session_core::Clock::system().now()
 }
@@ -176,7 +165,7 @@ async fn three_node_tls_cluster_replicates_a_write_made_through_a_follower() {
     let id = SessionId::generate(None).unwrap();
     let created = followers[0]
         .store()
-        .create(&id, new_session(42))
+        .create(&id, live_session(&[("v", &42u64.to_le_bytes())]))
         .await
         .expect("create through a follower");
     for reader in [followers[1], followers[0]] {
@@ -254,7 +243,11 @@ async fn peer_names_are_checked_unless_a_server_name_is_set() {
             .await
             .expect("joins with the fixed server name");
     let id = SessionId::generate(None).unwrap();
-    let created = second.store().create(&id, new_session(1)).await.unwrap();
+    let created = second
+        .store()
+        .create(&id, live_session(&[("v", &1u64.to_le_bytes())]))
+        .await
+        .unwrap();
     assert!(first
         .store()
         .load(&id, created.token, now())
@@ -336,7 +329,10 @@ async fn plain_http_and_tls_do_not_mix_and_nothing_crashes() {
     // Both still serve.
     for node in [&tls_node, &plain_node] {
         let id = SessionId::generate(None).unwrap();
-        node.store().create(&id, new_session(3)).await.unwrap();
+        node.store()
+            .create(&id, live_session(&[("v", &3u64.to_le_bytes())]))
+            .await
+            .unwrap();
     }
     assert_eq!(tls_node.status().members.len(), 1);
     assert_eq!(plain_node.status().members.len(), 1);

@@ -9,7 +9,7 @@ use http::HeaderName;
 use tower_layer::Layer;
 
 use super::service::SessionManager;
-use crate::clock::Clock;
+use crate::clock::{Clock, UnixMillis};
 use crate::expiry::{std_duration, unix_millis, Expiry, ExpiryPolicy};
 use crate::session::Context;
 use crate::store::SessionStore;
@@ -63,7 +63,7 @@ pub struct SessionLayer<S> {
     /// Cookies without Max-Age ([`Expiry::OnSessionEnd`]).
     browser_session: bool,
     /// Every session ends at this instant at the latest ([`Expiry::AtDateTime`]).
-    deadline: Option<crate::UnixMillis>,
+    deadline: Option<UnixMillis>,
     /// Renew every session a request carries (tower-sessions' always-save).
     always_save: bool,
     /// Keeps the store type in the layer's type, as users name it.

@@ -9,12 +9,18 @@ use std::sync::Arc;
 
 use tracing::Instrument as _;
 
-use super::state::{merge, ClientUpdate};
-use super::{Result, Session, SessionError, ID_ATTEMPTS};
+use super::error::{Result, SessionError};
+use super::state::merge;
+use super::Session;
 use crate::clock::UnixMillis;
 use crate::id::SessionId;
 use crate::record::{ChangeSet, NewSession, SessionData, SessionRecord};
 use crate::store::{Committed, StoreError};
+use crate::transport::ClientUpdate;
+
+/// How many fresh ids to try when the store says one is taken. With 128
+/// random bits a second try is already astronomically unlikely.
+const ID_ATTEMPTS: usize = 4;
 
 /// What the layer must do once the handler is done.
 #[derive(Debug)]
@@ -357,57 +363,17 @@ impl Session {
 
 #[cfg(test)]
 mod tests {
-    use std::sync::atomic::{AtomicBool, Ordering};
+    use std::sync::atomic::Ordering;
     use std::time::Duration;
-
-    use async_trait::async_trait;
 
     use super::*;
     use crate::clock::Clock;
     use crate::expiry::ExpiryPolicy;
     use crate::session::Context;
-    use crate::store::{ConsistencyToken, MemoryStore, SessionStore};
+    use crate::store::testing::FlakyStore;
+    use crate::store::{ConsistencyToken, SessionStore};
 
-    /// Fails writes while `down` is set.
-    #[derive(Default)]
-    struct Outage {
-        store: MemoryStore,
-        down: AtomicBool,
-    }
-
-    #[async_trait]
-    impl SessionStore for Outage {
-        async fn load(
-            &self,
-            id: &SessionId,
-            token: ConsistencyToken,
-            now: UnixMillis,
-        ) -> Result<Option<Arc<SessionRecord>>, StoreError> {
-            self.store.load(id, token, now).await
-        }
-        async fn create(&self, id: &SessionId, new: NewSession) -> Result<Committed, StoreError> {
-            if self.down.load(Ordering::SeqCst) {
-                return Err(StoreError::unavailable(Duration::from_secs(1), "down"));
-            }
-            self.store.create(id, new).await
-        }
-        async fn apply(
-            &self,
-            id: &SessionId,
-            changes: ChangeSet,
-            now: UnixMillis,
-        ) -> Result<Committed, StoreError> {
-            if self.down.load(Ordering::SeqCst) {
-                return Err(StoreError::unavailable(Duration::from_secs(1), "down"));
-            }
-            self.store.apply(id, changes, now).await
-        }
-        async fn delete(&self, id: &SessionId) -> Result<Committed, StoreError> {
-            self.store.delete(id).await
-        }
-    }
-
-    fn session(store: Arc<Outage>, incoming: Option<SessionId>) -> Session {
+    fn session(store: Arc<FlakyStore>, incoming: Option<SessionId>) -> Session {
         let context = Context {
             store,
             clock: Clock::manual(1_000_000),
@@ -424,7 +390,7 @@ mod tests {
 
     #[tokio::test]
     async fn failed_save_keeps_changes_for_the_next_attempt() {
-        let store = Arc::new(Outage::default());
+        let store = Arc::new(FlakyStore::default());
         let first = session(store.clone(), None);
         first.insert("a", 1u32).await.unwrap();
         first.save().await.unwrap();
@@ -432,13 +398,13 @@ mod tests {
 
         let second = session(store.clone(), Some(id));
         second.insert("b", 2u32).await.unwrap();
-        store.down.store(true, Ordering::SeqCst);
+        store.fail_apply.store(true, Ordering::SeqCst);
         let error = second.save().await.unwrap_err();
         assert_eq!(error.status(), 503);
         // Changed again while the store was down: both changes are kept.
         second.insert("c", 3u32).await.unwrap();
         assert_eq!(second.get::<u32>("b").await.unwrap(), Some(2));
-        store.down.store(false, Ordering::SeqCst);
+        store.fail_apply.store(false, Ordering::SeqCst);
         let finish = second.finish(false).await;
         assert!(finish.error.is_none());
         assert!(matches!(finish.update, ClientUpdate::Set { .. }));
@@ -452,8 +418,8 @@ mod tests {
 
     #[tokio::test]
     async fn untouched_session_makes_no_store_call_and_clear_alone_creates_nothing() {
-        let store = Arc::new(Outage::default());
-        store.down.store(true, Ordering::SeqCst);
+        let store = Arc::new(FlakyStore::default());
+        store.fail_apply.store(true, Ordering::SeqCst);
         let untouched = session(store.clone(), None).finish(false).await;
         assert!(untouched.error.is_none());
         assert_eq!(untouched.update, ClientUpdate::Keep);
@@ -465,12 +431,12 @@ mod tests {
             finish.error.is_none(),
             "nothing to store, so no store error"
         );
-        assert!(store.store.is_empty());
+        assert!(store.inner.is_empty());
     }
 
     #[tokio::test]
     async fn a_session_not_found_or_destroyed_forgets_the_clients_token() {
-        let store = Arc::new(Outage::default());
+        let store = Arc::new(FlakyStore::default());
         let context = session(store.clone(), None).inner.context.clone();
         let gone = SessionId::generate(None).unwrap();
         let s = Session::new(context.clone(), Some((gone, ConsistencyToken::new(9, 5))));
@@ -488,13 +454,13 @@ mod tests {
 
     #[tokio::test]
     async fn too_large_insert_records_nothing() {
-        let store = Arc::new(Outage::default());
+        let store = Arc::new(FlakyStore::default());
         let s = session(store.clone(), None);
         s.insert("ok", 1u8).await.unwrap();
         let error = s.insert("big", vec![0u8; 2048]).await.unwrap_err();
         assert!(matches!(error, SessionError::TooLarge { limit: 1024, .. }));
         assert_eq!(s.get::<Vec<u8>>("big").await.unwrap(), None);
         s.save().await.unwrap();
-        assert_eq!(store.store.len(), 1);
+        assert_eq!(store.inner.len(), 1);
     }
 }

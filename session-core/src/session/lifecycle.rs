@@ -2,10 +2,13 @@
 //! logout (`destroy`, tower-sessions' `flush` and `delete`), and when it
 //! expires (`set_expiry`, `expiry`, `expiry_date`, `expiry_age`).
 
-use super::state::{ClientUpdate, State};
-use super::{Result, Session};
+use super::error::Result;
+use super::state::State;
+use super::Session;
+use crate::clock::UnixMillis;
 use crate::expiry::{date_time, std_duration, unix_millis, Expiry};
 use crate::store::ConsistencyToken;
+use crate::transport::ClientUpdate;
 
 impl Session {
     /// Gives the session a new id, keeping its data. Call it on login (and
@@ -128,7 +131,7 @@ impl Session {
     }
 
     /// The deadline behind [`expiry_date`](Self::expiry_date), in Unix ms.
-    fn expires_at(&self) -> crate::UnixMillis {
+    fn expires_at(&self) -> UnixMillis {
         let context = &self.inner.context;
         let now = context.clock.now();
         let state = self.inner.state.lock();

@@ -33,7 +33,6 @@ use crate::store::{ConsistencyToken, SessionStore, StoreError};
 pub(crate) use error::retry_after_secs;
 use error::Result;
 pub use error::{Result as SessionResult, SessionError};
-pub(crate) use state::ClientUpdate;
 use state::State;
 
 /// What every session of one layer shares: the store and the rules.
@@ -52,10 +51,6 @@ pub(crate) struct Context {
     /// `with_always_save`.
     pub(crate) always_save: bool,
 }
-
-/// How many fresh ids to try when the store says one is taken. With 128
-/// random bits a second try is already astronomically unlikely.
-const ID_ATTEMPTS: usize = 4;
 
 /// The current request's session. Cheap to clone (one `Arc`); clones share
 /// state, so it can be handed to several tasks of the request.

@@ -10,29 +10,7 @@ use crate::expiry::Expiry;
 use crate::id::SessionId;
 use crate::record::{data_size, ChangeSet, SessionRecord, PER_KEY_OVERHEAD};
 use crate::store::ConsistencyToken;
-
-/// What the response must do with the client's cookie (or header).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
-pub(crate) enum ClientUpdate {
-    /// Leave it as it is.
-    #[default]
-    Keep,
-    /// Send the current id and token.
-    Set {
-        /// The id to send.
-        id: SessionId,
-        /// Latest token.
-        token: ConsistencyToken,
-        /// The record's deadline (cookie Max-Age).
-        expires_at: UnixMillis,
-        /// A browser-session cookie: no Max-Age ([`Expiry::OnSessionEnd`]).
-        ///
-        /// [`Expiry::OnSessionEnd`]: crate::Expiry::OnSessionEnd
-        browser_session: bool,
-    },
-    /// Tell the client to forget its session.
-    Remove,
-}
+use crate::transport::ClientUpdate;
 
 /// Per-request session state, behind the handle's mutex.
 #[derive(Debug, Default)]

@@ -15,7 +15,8 @@ use serde::de::DeserializeOwned;
 use serde::Serialize;
 use serde_json::Value;
 
-use super::{Result, Session, SessionError};
+use super::error::{Result, SessionError};
+use super::Session;
 
 fn encode<T: Serialize>(key: &str, value: &T) -> Result<Vec<u8>> {
     serde_json::to_vec(value).map_err(|source| SessionError::Encode {

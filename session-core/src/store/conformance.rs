@@ -2,7 +2,9 @@
 //!
 //! A store is correct when it passes this suite. Each check is a public async
 //! function taking a fresh store, so another crate can run them against its
-//! own store (for example a three-node Raft cluster):
+//! own store (for example a three-node Raft cluster), with the `conformance`
+//! feature on in its dev-dependencies
+//! (`session-core = { ..., features = ["conformance"] }`):
 //!
 //! ```
 //! # use session_core::{MemoryStore, store::conformance};
@@ -29,11 +31,9 @@
 
 use crate::clock::{Clock, UnixMillis};
 use crate::id::SessionId;
-use crate::record::{ChangeSet, NewSession, SessionData};
+use crate::record::{ChangeSet, SessionData};
+use crate::store::testing::{new_session, session_data as data, LIFETIME_MS};
 use crate::store::{ConsistencyToken, SessionStore, StoreError};
-
-/// Every session the suite creates lives this long past `base`.
-const LIFETIME_MS: UnixMillis = 60 * 60 * 1000;
 
 /// Names of every check, in the order [`run_all`] runs them.
 pub const CHECKS: &[&str] = &[
@@ -103,22 +103,6 @@ fn fresh_id() -> SessionId {
     SessionId::generate(None).expect("OS random number generator")
 }
 
-fn data(pairs: &[(&str, &[u8])]) -> SessionData {
-    pairs
-        .iter()
-        .map(|(k, v)| ((*k).to_owned(), v.to_vec()))
-        .collect()
-}
-
-fn new_session(base: UnixMillis, pairs: &[(&str, &[u8])]) -> NewSession {
-    NewSession {
-        data: data(pairs),
-        created_at: base,
-        expires_at: base + LIFETIME_MS,
-        size_limit: 0,
-    }
-}
-
 /// Creates a session and returns its id and the token of the create.
 async fn create<S: SessionStore>(
     store: &S,
@@ -127,7 +111,7 @@ async fn create<S: SessionStore>(
 ) -> (SessionId, ConsistencyToken) {
     let id = fresh_id();
     let committed = store
-        .create(&id, new_session(base, pairs))
+        .create(&id, new_session(base, base + LIFETIME_MS, pairs))
         .await
         .expect("create of a fresh id must succeed");
     (id, committed.token)
@@ -175,7 +159,10 @@ pub async fn duplicate_create_is_id_exists<S: SessionStore>(store: &S) {
     let now = base();
     let (id, token) = create(store, now, &[("a", b"first")]).await;
     let second = store
-        .create(&id, new_session(now, &[("a", b"second")]))
+        .create(
+            &id,
+            new_session(now, now + LIFETIME_MS, &[("a", b"second")]),
+        )
         .await;
     assert_eq!(second, Err(StoreError::IdExists));
     assert_eq!(
@@ -301,7 +288,7 @@ pub async fn too_large_changes_nothing<S: SessionStore>(store: &S) {
     assert_eq!(record.expires_at, now + LIFETIME_MS);
 
     let big = fresh_id();
-    let mut session = new_session(now, &[("big", &[0; 100])]);
+    let mut session = new_session(now, now + LIFETIME_MS, &[("big", &[0; 100])]);
     session.size_limit = 64;
     assert!(matches!(
         store.create(&big, session).await,

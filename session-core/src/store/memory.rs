@@ -1,10 +1,8 @@
 //! In-memory [`SessionStore`] for a single node and for tests.
 //!
-//! Records live in a fixed number of shards, each a `RwLock<HashMap>`, so
-//! readers of different sessions rarely meet on one lock. Records are
-//! `Arc`-shared with readers; a write copies a record only when a reader
-//! still holds the old one (`Arc::make_mut`), so a load is a map lookup and a
-//! reference-count increment.
+//! The records live in a [`SessionMap`] (sharded, copy-on-write, so a load
+//! is a map lookup and a reference-count increment), the map the Raft store
+//! keeps too.
 //!
 //! One atomic counter per store numbers every write; its value is both the
 //! record's new version and the consistency token (one node is always
@@ -14,23 +12,24 @@
 //! store is built inside a Tokio runtime) removes them periodically and stops
 //! when the store is dropped.
 
-use std::collections::HashMap;
-use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Weak};
 use std::time::Duration;
 
 use async_trait::async_trait;
-use parking_lot::RwLock;
 
 use crate::clock::{Clock, UnixMillis};
 use crate::id::SessionId;
 use crate::record::{ChangeSet, NewSession, SessionRecord};
-use crate::store::{Committed, ConsistencyToken, SessionStore, StoreError, Tombstones, Version};
+use crate::store::{
+    Committed, ConsistencyToken, CreateError, SessionMap, SessionStore, StoreError, Version,
+};
 
 /// Settings for [`MemoryStore`].
 #[derive(Debug, Clone)]
 pub struct MemoryStoreConfig {
-    /// Number of shards (at least 1); more shards mean less lock contention.
+    /// Number of shards (1 to 256, one per value of an id's first random
+    /// byte; more are not used); more shards mean less lock contention.
     pub shards: usize,
     /// How often the background task removes expired records; `None` turns
     /// the task off (expired records are still never returned).
@@ -53,22 +52,15 @@ impl Default for MemoryStoreConfig {
     }
 }
 
-/// Map of one shard.
-type Shard = RwLock<HashMap<SessionId, Arc<SessionRecord>>>;
-
 /// State shared between the store handle and its purge task.
 #[derive(Debug)]
 struct Shared {
-    /// The sessions, split by the first random byte of their id.
-    shards: Box<[Shard]>,
+    /// The sessions, with the tombstones of ids moved or deleted moments ago.
+    sessions: SessionMap,
     /// Last version handed out; also the consistency token.
     last_version: AtomicU64,
-    /// Number of stored records (live or not yet purged).
-    count: AtomicUsize,
     /// See [`MemoryStoreConfig::max_sessions`].
     max_sessions: Option<usize>,
-    /// Ids moved or deleted moments ago (see [`Tombstones`]).
-    tombstones: Tombstones,
     /// Time of deletes, which carry none.
     clock: Clock,
 }
@@ -116,15 +108,10 @@ impl MemoryStore {
     /// Builds a store. The purge task starts only if this is called inside a
     /// Tokio runtime and `config.purge_interval` is set.
     pub fn new(config: MemoryStoreConfig) -> Self {
-        let shards = (0..config.shards.max(1))
-            .map(|_| RwLock::new(HashMap::new()))
-            .collect();
         let shared = Arc::new(Shared {
-            shards,
+            sessions: SessionMap::new(config.shards),
             last_version: AtomicU64::new(0),
-            count: AtomicUsize::new(0),
             max_sessions: config.max_sessions,
-            tombstones: Tombstones::default(),
             clock: config.clock.clone(),
         });
         let purger = match (config.purge_interval, tokio::runtime::Handle::try_current()) {
@@ -146,7 +133,7 @@ impl MemoryStore {
 
     /// Number of stored records, including expired ones not yet purged.
     pub fn len(&self) -> usize {
-        self.shared.count.load(Ordering::Relaxed)
+        self.shared.sessions.len()
     }
 
     /// Whether no record is stored.
@@ -156,7 +143,7 @@ impl MemoryStore {
 
     /// Removes every record expired at `now`; returns how many were removed.
     pub fn purge_expired(&self, now: UnixMillis) -> usize {
-        self.shared.purge_expired(now)
+        self.shared.sessions.expire(now)
     }
 }
 
@@ -170,7 +157,7 @@ async fn purge_loop(store: Weak<Shared>, every: Duration, clock: Clock) {
         // Holding only a weak reference between ticks is what lets the store
         // be freed; the guard's abort then ends this task.
         let Some(shared) = store.upgrade() else { break };
-        let removed = shared.purge_expired(clock.now());
+        let removed = shared.sessions.expire(clock.now());
         if removed > 0 {
             tracing::debug!(removed, "purged expired sessions");
         }
@@ -178,16 +165,8 @@ async fn purge_loop(store: Weak<Shared>, every: Duration, clock: Clock) {
 }
 
 impl Shared {
-    fn shard_index(&self, id: &SessionId) -> usize {
-        id.random_bytes()[0] as usize % self.shards.len()
-    }
-
-    fn shard(&self, id: &SessionId) -> &Shard {
-        &self.shards[self.shard_index(id)]
-    }
-
-    /// Hands out the next version. Called under the shard's write lock, so a
-    /// record's versions only ever grow.
+    /// Hands out the next version. The map calls it under the shard's write
+    /// lock, so a record's versions only ever grow.
     fn next_version(&self) -> Version {
         self.last_version.fetch_add(1, Ordering::SeqCst) + 1
     }
@@ -197,84 +176,6 @@ impl Shared {
             version,
             token: ConsistencyToken::new(0, version),
         }
-    }
-
-    fn purge_expired(&self, now: UnixMillis) -> usize {
-        self.tombstones.purge(now);
-        let mut removed = 0;
-        for shard in self.shards.iter() {
-            // A read pass first: most sweeps find nothing, and must not block
-            // readers with a write lock for nothing.
-            if !shard.read().values().any(|r| r.is_expired(now)) {
-                continue;
-            }
-            let mut map = shard.write();
-            let before = map.len();
-            map.retain(|_, r| !r.is_expired(now));
-            removed += before - map.len();
-        }
-        self.count.fetch_sub(removed, Ordering::Relaxed);
-        removed
-    }
-
-    fn apply_in_place(
-        &self,
-        id: &SessionId,
-        changes: &ChangeSet,
-        now: UnixMillis,
-    ) -> Result<Committed, StoreError> {
-        let mut map = self.shard(id).write();
-        let record = match map.get_mut(id) {
-            Some(r) if !r.is_expired(now) => r,
-            _ => return Err(StoreError::NotFound),
-        };
-        let version = self.next_version();
-        Arc::make_mut(record).apply(changes, version)?;
-        Ok(Self::committed(version))
-    }
-
-    fn apply_and_move(
-        &self,
-        id: &SessionId,
-        to: &SessionId,
-        changes: &ChangeSet,
-        now: UnixMillis,
-    ) -> Result<Committed, StoreError> {
-        let (from_index, to_index) = (self.shard_index(id), self.shard_index(to));
-        // Lock in index order so that two crossing rotations cannot deadlock.
-        let (mut first, mut second) = if from_index == to_index {
-            (self.shards[from_index].write(), None)
-        } else {
-            let low = self.shards[from_index.min(to_index)].write();
-            let high = self.shards[from_index.max(to_index)].write();
-            (low, Some(high))
-        };
-        let (from_map, to_map) = match second.as_mut() {
-            None => (&mut *first, None),
-            Some(high) if from_index < to_index => (&mut *first, Some(&mut **high)),
-            Some(high) => (&mut **high, Some(&mut *first)),
-        };
-        let mut record = match from_map.get(id) {
-            Some(r) if !r.is_expired(now) => SessionRecord::clone(r),
-            _ => return Err(StoreError::NotFound),
-        };
-        let target = to_map.as_deref().unwrap_or(&*from_map).get(to);
-        if target.is_some_and(|r| !r.is_expired(now)) || to == id {
-            return Err(StoreError::IdExists);
-        }
-        let version = self.next_version();
-        record.apply(changes, version)?;
-        from_map.remove(id);
-        self.tombstones.bury(*id, now);
-        let replaced = match to_map {
-            Some(map) => map.insert(*to, Arc::new(record)),
-            None => from_map.insert(*to, Arc::new(record)),
-        };
-        if replaced.is_some() {
-            // An expired record sat on the target id; it is gone now.
-            self.count.fetch_sub(1, Ordering::Relaxed);
-        }
-        Ok(Self::committed(version))
     }
 }
 
@@ -286,11 +187,9 @@ impl SessionStore for MemoryStore {
         _token: ConsistencyToken,
         now: UnixMillis,
     ) -> Result<Option<Arc<SessionRecord>>, StoreError> {
-        let found = {
-            let map = self.shared.shard(id).read();
-            map.get(id).filter(|r| !r.is_expired(now)).cloned()
-        };
-        if found.is_none() && self.shared.tombstones.is_buried(id, now) {
+        let sessions = &self.shared.sessions;
+        let found = sessions.get(id, now);
+        if found.is_none() && sessions.is_superseded(id, now) {
             return Err(StoreError::Superseded);
         }
         Ok(found)
@@ -298,27 +197,17 @@ impl SessionStore for MemoryStore {
 
     async fn create(&self, id: &SessionId, session: NewSession) -> Result<Committed, StoreError> {
         let shared = &self.shared;
-        let mut map = shared.shard(id).write();
-        // An expired record may still sit on the id until purged: the id is
-        // then free again, as for every other store.
-        let now_expired = map.get(id).map(|r| r.is_expired(session.created_at));
-        if now_expired == Some(false) {
-            return Err(StoreError::IdExists);
+        match shared
+            .sessions
+            .create(*id, session, shared.max_sessions, || shared.next_version())
+        {
+            Ok(version) => Ok(Shared::committed(version)),
+            Err(CreateError::Full { .. }) => Err(StoreError::unavailable(
+                Duration::from_secs(1),
+                "memory store is full",
+            )),
+            Err(CreateError::Refused(error)) => Err(error),
         }
-        if let (Some(max), None) = (shared.max_sessions, now_expired) {
-            if shared.count.load(Ordering::Relaxed) >= max {
-                return Err(StoreError::unavailable(
-                    Duration::from_secs(1),
-                    "memory store is full",
-                ));
-            }
-        }
-        let version = shared.next_version();
-        let record = session.into_record(version)?;
-        if map.insert(*id, Arc::new(record)).is_none() {
-            shared.count.fetch_add(1, Ordering::Relaxed);
-        }
-        Ok(Shared::committed(version))
     }
 
     async fn apply(
@@ -327,19 +216,18 @@ impl SessionStore for MemoryStore {
         changes: ChangeSet,
         now: UnixMillis,
     ) -> Result<Committed, StoreError> {
-        match changes.rotate_to {
-            None => self.shared.apply_in_place(id, &changes, now),
-            Some(to) => self.shared.apply_and_move(id, &to, &changes, now),
-        }
+        let shared = &self.shared;
+        let next_version = || shared.next_version();
+        let version = match changes.rotate_to {
+            None => shared.sessions.apply(id, &changes, now, next_version),
+            Some(to) => shared.sessions.rotate(id, to, &changes, now, next_version),
+        }?;
+        Ok(Shared::committed(version))
     }
 
     async fn delete(&self, id: &SessionId) -> Result<Committed, StoreError> {
         let shared = &self.shared;
-        let mut map = shared.shard(id).write();
-        if map.remove(id).is_some() {
-            shared.count.fetch_sub(1, Ordering::Relaxed);
-            shared.tombstones.bury(*id, shared.clock.now());
-        }
+        shared.sessions.delete(id, Some(shared.clock.now()));
         Ok(Shared::committed(shared.next_version()))
     }
 }
@@ -347,16 +235,7 @@ impl SessionStore for MemoryStore {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::record::SessionData;
-
-    fn new_session(now: UnixMillis) -> NewSession {
-        NewSession {
-            data: SessionData::new(),
-            created_at: now,
-            expires_at: now + 1_000,
-            size_limit: 0,
-        }
-    }
+    use crate::store::testing::new_session;
 
     #[tokio::test]
     async fn passes_conformance_suite() {
@@ -372,7 +251,10 @@ mod tests {
             ..MemoryStoreConfig::default()
         });
         let id = SessionId::generate(None).unwrap();
-        store.create(&id, new_session(10_000)).await.unwrap();
+        store
+            .create(&id, new_session(10_000, 11_000, &[]))
+            .await
+            .unwrap();
         clock.advance(Duration::from_secs(2));
         tokio::time::sleep(Duration::from_millis(1_100)).await;
         assert!(store.is_empty(), "expired record was not purged");
@@ -393,11 +275,17 @@ mod tests {
         });
         let now = 5_000;
         store
-            .create(&SessionId::generate(None).unwrap(), new_session(now))
+            .create(
+                &SessionId::generate(None).unwrap(),
+                new_session(now, now + 1_000, &[]),
+            )
             .await
             .unwrap();
         let second = store
-            .create(&SessionId::generate(None).unwrap(), new_session(now))
+            .create(
+                &SessionId::generate(None).unwrap(),
+                new_session(now, now + 1_000, &[]),
+            )
             .await;
         assert!(matches!(second, Err(StoreError::Unavailable { .. })));
     }
@@ -407,7 +295,10 @@ mod tests {
         let store = MemoryStore::default();
         let clone = store.clone();
         let id = SessionId::generate(None).unwrap();
-        clone.create(&id, new_session(10_000)).await.unwrap();
+        clone
+            .create(&id, new_session(10_000, 11_000, &[]))
+            .await
+            .unwrap();
         assert_eq!(store.len(), 1, "a clone writes into the same map");
         assert!(store
             .load(&id, ConsistencyToken::NONE, 10_000)

@@ -1,78 +1,24 @@
-//! Shared pieces of the layer tests: a small axum app over a store, a store
-//! wrapper that can be told to fail, and cookie helpers.
+//! Shared pieces of the layer tests: a small axum app over a store that can
+//! be told to fail (`FlakyStore`, from `session_core::store::testing`), and
+//! cookie helpers.
 
 #![allow(dead_code, unreachable_pub, missing_docs)]
 
 pub mod harness;
 
-use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
-use async_trait::async_trait;
 use axum::extract::{Path, State};
 use axum::http::StatusCode;
 use axum::routing::{get, post};
 use axum::Router;
 use cookie::{Cookie, CookieJar};
+pub use session_core::store::testing::FlakyStore;
 use session_core::{
-    ChangeSet, Clock, Committed, ConsistencyToken, Key, MemoryStore, NewSession, Session,
-    SessionError, SessionId, SessionLayer, SessionRecord, SessionStore, StoreError, UnixMillis,
+    ChangeSet, Clock, Key, Session, SessionError, SessionLayer, SessionStore, UnixMillis,
 };
 use tokio::sync::Barrier;
-
-/// A [`MemoryStore`] that fails on command, to test the layer's error paths.
-#[derive(Default)]
-pub struct FlakyStore {
-    pub inner: MemoryStore,
-    pub fail_apply: AtomicBool,
-    pub fail_load: AtomicBool,
-    /// The mesh this "node" reports (tests switch it to play a node of
-    /// another mesh serving the same data).
-    pub mesh: parking_lot::Mutex<Option<session_core::MeshTag>>,
-}
-
-fn unavailable() -> StoreError {
-    StoreError::unavailable(Duration::from_millis(1_500), "no quorum (test)")
-}
-
-#[async_trait]
-impl SessionStore for FlakyStore {
-    async fn load(
-        &self,
-        id: &SessionId,
-        token: ConsistencyToken,
-        now: UnixMillis,
-    ) -> Result<Option<Arc<SessionRecord>>, StoreError> {
-        if self.fail_load.load(Ordering::SeqCst) {
-            return Err(unavailable());
-        }
-        self.inner.load(id, token, now).await
-    }
-    async fn create(&self, id: &SessionId, session: NewSession) -> Result<Committed, StoreError> {
-        if self.fail_apply.load(Ordering::SeqCst) {
-            return Err(unavailable());
-        }
-        self.inner.create(id, session).await
-    }
-    async fn apply(
-        &self,
-        id: &SessionId,
-        changes: ChangeSet,
-        now: UnixMillis,
-    ) -> Result<Committed, StoreError> {
-        if self.fail_apply.load(Ordering::SeqCst) {
-            return Err(unavailable());
-        }
-        self.inner.apply(id, changes, now).await
-    }
-    async fn delete(&self, id: &SessionId) -> Result<Committed, StoreError> {
-        self.inner.delete(id).await
-    }
-    fn mesh_tag(&self) -> Option<session_core::MeshTag> {
-        *self.mesh.lock()
-    }
-}
 
 #[derive(Clone)]
 pub struct AppState {

@@ -20,7 +20,8 @@ use std::time::{Duration, Instant};
 use parking_lot::Mutex;
 pub mod http_fault;
 
-use session_core::{Clock, MeshTag, NewSession, SessionData, SessionId};
+use session_core::store::testing::live_session;
+use session_core::{Clock, MeshTag, NewSession, SessionId};
 use session_raft::{MeshDirectory, NodeConfig, RaftNode, Role};
 use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::watch;
@@ -142,17 +143,10 @@ pub fn now() -> u64 {
     Clock::system().now()
 }
 
-/// A session holding `value` under key "v", live for an hour.
+/// A session holding `value` under key "v" (read back with [`value_of`]),
+/// live for an hour.
 pub fn new_session(value: u64) -> NewSession {
-    let mut data = SessionData::new();
-    data.insert("v".into(), value.to_le_bytes().to_vec());
-    let now = now();
-    NewSession {
-        data,
-        created_at: now,
-        expires_at: now + 3_600_000,
-        size_limit: 0,
-    }
+    live_session(&[("v", &value.to_le_bytes())])
 }
 
 pub fn new_id() -> SessionId {

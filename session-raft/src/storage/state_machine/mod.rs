@@ -9,7 +9,7 @@
 //!
 //! [`Command`]: crate::command::Command
 
-mod map;
+mod applied;
 mod snapshots;
 
 use std::io;
@@ -25,9 +25,9 @@ use crate::storage::snapshot::{self, SnapshotDir};
 use crate::storage::snapshot::{Snapshot, SnapshotData};
 use crate::types::{LogId, SnapshotMeta, StoredMembership, TypeConfig};
 
-pub(crate) use map::GroupFacts;
-use map::SessionMap;
-pub use map::SessionReader;
+use applied::AppliedState;
+pub(crate) use applied::GroupFacts;
+pub use applied::SessionReader;
 use snapshots::CurrentSnapshot;
 pub(crate) use snapshots::SnapshotBuilder;
 
@@ -37,7 +37,8 @@ pub(crate) use snapshots::SnapshotBuilder;
 /// `openraft::Raft::new`.
 #[derive(Debug)]
 pub struct StateMachineStore {
-    map: Arc<SessionMap>,
+    /// The sessions and group facts, shared with every [`SessionReader`].
+    state: Arc<AppliedState>,
     last_applied: Option<LogId>,
     last_membership: StoredMembership,
     current: Arc<CurrentSnapshot>,
@@ -49,7 +50,7 @@ impl StateMachineStore {
     /// A state machine that keeps its snapshots in memory (`--ephemeral`, tests).
     pub fn in_memory() -> Self {
         Self {
-            map: Arc::new(SessionMap::new()),
+            state: Arc::new(AppliedState::new()),
             last_applied: None,
             last_membership: StoredMembership::default(),
             current: Arc::default(),
@@ -75,9 +76,9 @@ impl StateMachineStore {
             let meta = contents.meta();
             store.last_applied = contents.last_applied;
             store.last_membership = contents.last_membership;
-            store.map.replace_all(contents.records, contents.facts);
+            store.state.replace_all(contents.records, contents.facts);
             store
-                .map
+                .state
                 .publish_applied(store.last_applied.map_or(0, |id| id.index));
             store.current.set(meta, data);
         }
@@ -87,7 +88,7 @@ impl StateMachineStore {
 
     /// A read-only handle onto the session map, for serving loads.
     pub fn reader(&self) -> SessionReader {
-        SessionReader::new(Arc::clone(&self.map))
+        SessionReader::new(Arc::clone(&self.state))
     }
 
     /// Last applied log id.
@@ -113,7 +114,7 @@ impl RaftStateMachine<TypeConfig> for StateMachineStore {
             self.last_applied = Some(entry.log_id);
             let response = match entry.payload {
                 EntryPayload::Blank => CommandResponse::ok(index),
-                EntryPayload::Normal(command) => self.map.apply_command(command, index),
+                EntryPayload::Normal(command) => self.state.apply_command(command, index),
                 EntryPayload::Membership(membership) => {
                     self.last_membership = StoredMembership::new(Some(entry.log_id), membership);
                     CommandResponse::ok(index)
@@ -122,12 +123,12 @@ impl RaftStateMachine<TypeConfig> for StateMachineStore {
             if let Some(responder) = responder {
                 // Publish before answering, so that a client holding this
                 // write's token never waits for it on this node.
-                self.map.publish_applied(index);
+                self.state.publish_applied(index);
                 responder.send(response);
             }
         }
         if let Some(log_id) = self.last_applied {
-            self.map.publish_applied(log_id.index);
+            self.state.publish_applied(log_id.index);
         }
         Ok(())
     }
@@ -148,8 +149,8 @@ impl RaftStateMachine<TypeConfig> for StateMachineStore {
         SnapshotBuilder {
             last_applied: self.last_applied,
             last_membership: self.last_membership.clone(),
-            records: self.map.capture(),
-            facts: self.map.facts(),
+            records: self.state.capture(),
+            facts: self.state.facts(),
             current: Arc::clone(&self.current),
             dir: self.dir.clone(),
         }
@@ -167,10 +168,10 @@ impl RaftStateMachine<TypeConfig> for StateMachineStore {
         })
         .await
         .map_err(io::Error::other)??;
-        self.map.replace_all(contents.records, contents.facts);
+        self.state.replace_all(contents.records, contents.facts);
         self.last_applied = meta.last_log_id;
         self.last_membership = meta.last_membership.clone();
-        self.map
+        self.state
             .publish_applied(self.last_applied.map_or(0, |id| id.index));
         Ok(())
     }
