@@ -78,6 +78,12 @@ pub mod internals {
         crate::rpc::append_pipeline::peak_in_flight()
     }
 
+    /// The sizes of this process's latest forwarded write batches (up to
+    /// 4096), oldest first (see `store::forward`).
+    pub fn forward_batch_sizes() -> Vec<usize> {
+        crate::store::forward::recent_batch_sizes()
+    }
+
     /// Decodes one answer frame of a replication stream (its 4-byte length
     /// prefix included) as a leader does: its kind, or why it is malformed.
     pub fn decode_append_answer(frame: &[u8]) -> Result<&'static str, String> {
