@@ -72,6 +72,24 @@ pub mod internals {
         pub use crate::types::*;
     }
 
+    /// The most appends any replication stream of this process has had
+    /// sent and unanswered at once (see `rpc::append_pipeline`).
+    pub fn append_stream_peak_in_flight() -> usize {
+        crate::rpc::append_pipeline::peak_in_flight()
+    }
+
+    /// The sizes of this process's latest forwarded write batches (up to
+    /// 4096), oldest first (see `store::forward`).
+    pub fn forward_batch_sizes() -> Vec<usize> {
+        crate::store::forward::recent_batch_sizes()
+    }
+
+    /// Decodes one answer frame of a replication stream (its 4-byte length
+    /// prefix included) as a leader does: its kind, or why it is malformed.
+    pub fn decode_append_answer(frame: &[u8]) -> Result<&'static str, String> {
+        crate::rpc::append_stream::answer_kind(frame, crate::config::DEFAULT_MAX_RPC_BYTES)
+    }
+
     /// Decodes a cluster-port request body exactly as a node's server does
     /// (bincode, length-limited to the default `max_rpc_bytes`, trailing
     /// bytes refused) and drops it: the request's kind, or the error the

@@ -155,6 +155,16 @@ impl NodeConfig {
             // is written without fsync): the resumed leader could serve
             // linearizable reads from a state machine behind the commit.
             enable_leader_restore: Some(false),
+            // Hand entries to replication as soon as the log store's
+            // `append` returns instead of at the end of the core's loop, so
+            // that the leader's own flush overlaps sending them. Safe: a
+            // leader counts itself in the commit quorum only once its own
+            // flush is reported (openraft updates its own matching in
+            // `handle_local_io`, from the IOFlushed callback, never on
+            // submit), and a follower answers an append only after its
+            // flush; so nothing is committed that a majority has not made
+            // durable, whatever the log store flushes in the background.
+            broadcast_submitted_on_append: Some(true),
             ..openraft::Config::default()
         };
         config

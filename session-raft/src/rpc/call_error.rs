@@ -1,9 +1,11 @@
 //! [`CallError`]: why a call to another member failed, and whether it may
-//! be sent again.
+//! be sent again, and how transport failures and refusals become one.
 
 use std::time::Duration;
 
 use http::StatusCode;
+
+use crate::rpc::tls;
 
 /// Why a call to another member failed.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -88,5 +90,83 @@ impl CallError {
             self,
             CallError::Connect { .. } | CallError::Refused { .. } | CallError::Tls { .. }
         )
+    }
+}
+
+/// An error and its causes: hyper's own text for a failed connect is only
+/// "client error (Connect)", while the cause says "connection refused" or
+/// "timed out", which is what someone reading the message needs.
+fn with_sources(error: &dyn std::error::Error) -> String {
+    let mut text = error.to_string();
+    let mut source = error.source();
+    while let Some(cause) = source {
+        text.push_str(": ");
+        text.push_str(&cause.to_string());
+        source = cause.source();
+    }
+    text
+}
+
+/// A failed request as a [`CallError`], saying whether the peer read it.
+pub(crate) fn request_error(addr: &str, e: &hyper_util::client::legacy::Error) -> CallError {
+    // Only looked at once a call failed: no cost on success.
+    if let Some(failure) = tls::tls_failure(e) {
+        if e.is_connect() || tls::is_certificate_refusal(failure) {
+            return CallError::Tls {
+                addr: addr.to_owned(),
+                reason: failure.to_string(),
+            };
+        }
+    }
+    // A TLS port answers a plain request with a TLS alert, which
+    // is no HTTP: a configuration mismatch, not a passing fault,
+    // and the peer did not read the request.
+    let not_http = std::error::Error::source(e)
+        .and_then(|source| source.downcast_ref::<hyper::Error>())
+        .filter(|hyper| hyper.is_parse());
+    if let Some(parse) = not_http {
+        return CallError::Tls {
+            addr: addr.to_owned(),
+            reason: format!(
+                "the answer is not HTTP ({parse}): is the peer's cluster port \
+                 TLS and this member's not?"
+            ),
+        };
+    }
+    if e.is_connect() {
+        CallError::Connect {
+            addr: addr.to_owned(),
+            reason: with_sources(e),
+        }
+    } else {
+        CallError::Transport {
+            addr: addr.to_owned(),
+            reason: e.to_string(),
+        }
+    }
+}
+
+/// A non-`200` answer as a [`CallError`]: a refusal only if the member
+/// said it did not act on the call.
+pub(crate) fn status_error(
+    addr: &str,
+    status: StatusCode,
+    refused_unread: bool,
+    body: &[u8],
+) -> CallError {
+    let reason = String::from_utf8_lossy(&body[..body.len().min(512)]).into_owned();
+    let addr = addr.to_owned();
+    if refused_unread {
+        CallError::Refused {
+            addr,
+            status,
+            reason,
+        }
+    } else {
+        CallError::BadStatus {
+            addr,
+            status,
+            reason,
+        }
     }
 }

@@ -8,16 +8,18 @@ use std::time::Duration;
 use bytes::Bytes;
 use http::header::{AUTHORIZATION, CONTENT_TYPE};
 use http::{HeaderValue, StatusCode};
-use http_body_util::{BodyExt, Full, Limited};
+use http_body_util::{BodyExt, Either, Full, Limited};
+use hyper::body::Incoming;
 use hyper_util::client::legacy::connect::HttpConnector;
 use hyper_util::client::legacy::{Client, ResponseFuture};
 use hyper_util::rt::TokioExecutor;
 
 use session_core::MeshTag;
 
+use crate::rpc::append_stream::{FrameBody, APPEND_STREAM_PATH};
 use crate::rpc::group::{GroupName, OwnGroup, GROUP_HEADER};
 use crate::rpc::snapshot_transfer::{self, SnapshotBody};
-use crate::rpc::tls::{self, TlsConnector, TlsSetup};
+use crate::rpc::tls::{TlsConnector, TlsSetup};
 use crate::rpc::{
     self, Request, Response, SnapshotOffer, SnapshotReply, CONTENT_TYPE as BINCODE,
     REFUSED_UNREAD_HEADER, RPC_PATH, SNAPSHOT_PATH, TARGET_HEADER,
@@ -26,7 +28,7 @@ use crate::secret::authorization_value;
 use crate::storage::snapshot::SnapshotData;
 use crate::types::NodeId;
 
-use super::call_error::CallError;
+use super::call_error::{request_error, status_error, CallError};
 
 /// A pooled HTTP/1 client sending `B` bodies (`Full<Bytes>` for messages, a
 /// streamed [`SnapshotBody`] for snapshots), plain or over TLS.
@@ -69,13 +71,18 @@ where
 #[derive(Clone)]
 pub(crate) struct ClusterClient {
     /// Replication, votes, forwarded writes and reads, admin calls.
-    replication: HttpClient,
+    /// Also carries replication streams (see [`crate::rpc::append_stream`]):
+    /// a stream then starts on a connection votes or writes already opened
+    /// (a new one may be slow to get through), and hands it back when it ends.
+    replication: HttpClient<Either<Full<Bytes>, FrameBody>>,
     /// Heartbeats only (see the module docs).
     heartbeat: HttpClient,
     /// Snapshot transfers only, streamed.
     snapshot: HttpClient<SnapshotBody>,
     /// `Bearer <hex secret>`, or `None` in insecure mode.
     authorization: Option<HeaderValue>,
+    /// Bound on making a connection.
+    connect_timeout: Duration,
     /// Largest answer accepted.
     max_answer_bytes: usize,
     /// `http` or `https`.
@@ -104,20 +111,6 @@ pub(crate) enum Pool {
     Heartbeat,
     /// The snapshot pool.
     Snapshot,
-}
-
-/// An error and its causes: hyper's own text for a failed connect is only
-/// "client error (Connect)", while the cause says "connection refused" or
-/// "timed out", which is what someone reading the message needs.
-fn with_sources(error: &dyn std::error::Error) -> String {
-    let mut text = error.to_string();
-    let mut source = error.source();
-    while let Some(cause) = source {
-        text.push_str(": ");
-        text.push_str(&cause.to_string());
-        source = cause.source();
-    }
-    text
 }
 
 fn http_client<B>(
@@ -177,6 +170,7 @@ impl ClusterClient {
             heartbeat: http_client(connect_timeout, outbound_ip, tls),
             snapshot: http_client(connect_timeout, outbound_ip, tls),
             authorization,
+            connect_timeout,
             max_answer_bytes,
             scheme: if tls.is_some() { "https" } else { "http" },
             own_group: None,
@@ -199,33 +193,31 @@ impl ClusterClient {
         body: Vec<u8>,
         timeout: Duration,
     ) -> Result<Bytes, CallError> {
-        let client = match pool {
-            Pool::Replication => &self.replication,
-            Pool::Heartbeat => &self.heartbeat,
+        let body = Full::new(Bytes::from(body));
+        match pool {
+            Pool::Heartbeat => {
+                self.post_body(&self.heartbeat, target, addr, path, body, timeout)
+                    .await
+            }
             // Snapshots go through `send_snapshot`; a message sent with this
             // pool takes the general one.
-            Pool::Snapshot => &self.replication,
-        };
-        let body = Full::new(Bytes::from(body));
-        self.post_body(client, target, addr, path, body, timeout)
-            .await
+            Pool::Replication | Pool::Snapshot => {
+                let body = Either::Left(body);
+                self.post_body(&self.replication, target, addr, path, body, timeout)
+                    .await
+            }
+        }
     }
 
-    /// POSTs `body` through `client`; see [`Self::post`].
-    async fn post_body<B>(
+    /// A `POST` of `body` to `path` at `addr` with this member's
+    /// credentials and the target's headers.
+    fn prepare<B>(
         &self,
-        client: &HttpClient<B>,
         target: Target,
         addr: &str,
         path: &str,
         body: B,
-        timeout: Duration,
-    ) -> Result<Bytes, CallError>
-    where
-        B: hyper::body::Body + Send + Unpin + 'static,
-        B::Data: Send,
-        B::Error: Into<Box<dyn std::error::Error + Send + Sync>>,
-    {
+    ) -> Result<http::Request<B>, CallError> {
         let mut request = http::Request::post(format!("{}://{addr}{path}", self.scheme))
             .header(CONTENT_TYPE, BINCODE)
             .body(body)
@@ -246,44 +238,30 @@ impl ClusterClient {
                 .headers_mut()
                 .insert(GROUP_HEADER, group.header_value());
         }
+        Ok(request)
+    }
+
+    /// POSTs `body` through `client`; see [`Self::post`].
+    async fn post_body<B>(
+        &self,
+        client: &HttpClient<B>,
+        target: Target,
+        addr: &str,
+        path: &str,
+        body: B,
+        timeout: Duration,
+    ) -> Result<Bytes, CallError>
+    where
+        B: hyper::body::Body + Send + Unpin + 'static,
+        B::Data: Send,
+        B::Error: Into<Box<dyn std::error::Error + Send + Sync>>,
+    {
+        let request = self.prepare(target, addr, path, body)?;
         let exchange = async {
-            let response = client.request(request).await.map_err(|e| {
-                // Only looked at once a call failed: no cost on success.
-                if let Some(failure) = tls::tls_failure(&e) {
-                    if e.is_connect() || tls::is_certificate_refusal(failure) {
-                        return CallError::Tls {
-                            addr: addr.to_owned(),
-                            reason: failure.to_string(),
-                        };
-                    }
-                }
-                // A TLS port answers a plain request with a TLS alert, which
-                // is no HTTP: a configuration mismatch, not a passing fault,
-                // and the peer did not read the request.
-                let not_http = std::error::Error::source(&e)
-                    .and_then(|source| source.downcast_ref::<hyper::Error>())
-                    .filter(|hyper| hyper.is_parse());
-                if let Some(parse) = not_http {
-                    return CallError::Tls {
-                        addr: addr.to_owned(),
-                        reason: format!(
-                            "the answer is not HTTP ({parse}): is the peer's cluster port \
-                             TLS and this member's not?"
-                        ),
-                    };
-                }
-                if e.is_connect() {
-                    CallError::Connect {
-                        addr: addr.to_owned(),
-                        reason: with_sources(&e),
-                    }
-                } else {
-                    CallError::Transport {
-                        addr: addr.to_owned(),
-                        reason: e.to_string(),
-                    }
-                }
-            })?;
+            let response = client
+                .request(request)
+                .await
+                .map_err(|e| request_error(addr, &e))?;
             let status = response.status();
             let refused_unread = response.headers().contains_key(REFUSED_UNREAD_HEADER);
             let body = Limited::new(response.into_body(), self.max_answer_bytes)
@@ -295,21 +273,7 @@ impl ClusterClient {
                 })?
                 .to_bytes();
             if status != StatusCode::OK {
-                let reason = String::from_utf8_lossy(&body[..body.len().min(512)]).into_owned();
-                let addr = addr.to_owned();
-                return Err(if refused_unread {
-                    CallError::Refused {
-                        addr,
-                        status,
-                        reason,
-                    }
-                } else {
-                    CallError::BadStatus {
-                        addr,
-                        status,
-                        reason,
-                    }
-                });
+                return Err(status_error(addr, status, refused_unread, &body));
             }
             Ok(body)
         };
@@ -396,6 +360,61 @@ impl ClusterClient {
             addr: addr.to_owned(),
             reason: e.to_string(),
         })
+    }
+
+    /// Largest answer accepted (and the limit answer frames decode under).
+    pub(crate) fn max_answer_bytes(&self) -> usize {
+        self.max_answer_bytes
+    }
+
+    /// Opens a replication stream to member `target` at `addr`: `POST`s
+    /// `body`, whose frames go out as they are fed, and returns the answer
+    /// body once the follower has accepted the stream (a `200` head).
+    ///
+    /// Bounded by `timeout` or the connect bound, whichever is longer: this
+    /// is making a connection, which may take longer than one append may
+    /// (a new connection through a slow proxy), and a bound shorter than
+    /// that would give up on every attempt, each on a new connection.
+    pub(crate) async fn open_append_stream(
+        &self,
+        target: NodeId,
+        addr: &str,
+        body: FrameBody,
+        timeout: Duration,
+    ) -> Result<Incoming, CallError> {
+        let request = self.prepare(
+            self.own_target(Some(target)),
+            addr,
+            APPEND_STREAM_PATH,
+            Either::Right(body),
+        )?;
+        let open = async {
+            let response = self
+                .replication
+                .request(request)
+                .await
+                .map_err(|e| request_error(addr, &e))?;
+            let status = response.status();
+            if status == StatusCode::OK {
+                return Ok(response.into_body());
+            }
+            let refused_unread = response.headers().contains_key(REFUSED_UNREAD_HEADER);
+            let body = Limited::new(response.into_body(), self.max_answer_bytes)
+                .collect()
+                .await
+                .map(|body| body.to_bytes())
+                .unwrap_or_default();
+            Err(status_error(addr, status, refused_unread, &body))
+        };
+        let timeout = timeout.max(self.connect_timeout);
+        tokio::time::timeout(timeout, open)
+            .await
+            .unwrap_or_else(|_| {
+                Err(CallError::Timeout {
+                    addr: addr.to_owned(),
+                    after: timeout,
+                })
+            })
     }
 
     /// Streams a full snapshot and decodes the reply.

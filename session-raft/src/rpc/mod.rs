@@ -12,14 +12,20 @@
 //! messages (append entries, vote, transfer leader) go to [`RPC_PATH`]; the
 //! full snapshot, which can be large, goes to [`SNAPSHOT_PATH`] on its own
 //! connection pool so that it never delays a heartbeat. Forwarded writes,
-//! reads and admin calls share [`RPC_PATH`].
+//! reads and admin calls share [`RPC_PATH`]. Replication is the exception
+//! to one call per message: a leader streams its appends to a follower on
+//! one long-lived exchange ([`append_stream`], sent by [`append_pipeline`],
+//! served by [`append_serve`]), many in flight at once.
 //!
 //! Decoding is defensive: a body has a size limit (checked while it arrives,
 //! see [`server`]), bincode refuses length prefixes beyond that same
 //! limit before allocating (see [`crate::bincode_limit`]), and trailing bytes
 //! are an error. Bad input yields a [`DecodeError`], never a panic.
 
+pub(crate) mod append_pipeline;
+pub(crate) mod append_serve;
 pub(crate) mod append_split;
+pub(crate) mod append_stream;
 pub(crate) mod call_error;
 pub(crate) mod client;
 pub(crate) mod dispatch;

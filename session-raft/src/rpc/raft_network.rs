@@ -1,16 +1,22 @@
 //! openraft's network traits on top of [`ClusterClient`]: a factory of
 //! per-peer clients, and the Raft messages (append entries, split to fit
 //! the body limit, votes, snapshots, leadership transfer) they send.
+//! Replication streams its appends ([`crate::rpc::append_pipeline`]);
+//! heartbeats stay one call at a time on their own pool, so that they never
+//! wait behind a stream or a snapshot.
 
 use std::future::Future;
 use std::sync::Arc;
 
+use openraft::base::{BoxFuture, BoxStream};
 use openraft::errors::{
     NetworkError, RPCError, ReplicationClosed, StreamingError, Timeout, Unreachable,
 };
-use openraft::network::{RPCOption, RPCTypes};
+use openraft::network::{stream_append_sequential, RPCOption, RPCTypes};
+use openraft::raft::StreamAppendResult;
 use openraft::{RaftNetworkFactory, RaftNetworkV2};
 
+use crate::rpc::append_pipeline::{self, Pipeline};
 use crate::rpc::append_split;
 
 use crate::lease::ReadLease;
@@ -179,6 +185,37 @@ impl RaftNetworkV2<TypeConfig> for PeerNetwork {
         }
         let this = &*self;
         append_split::send_parts(parts, |part| this.append_part(part, &option)).await
+    }
+
+    fn stream_append<'s, S>(
+        &'s mut self,
+        input: S,
+        option: RPCOption,
+    ) -> BoxFuture<
+        's,
+        Result<
+            BoxStream<'s, Result<StreamAppendResult<TypeConfig>, RPCError<TypeConfig>>>,
+            RPCError<TypeConfig>,
+        >,
+    >
+    where
+        S: futures::Stream<Item = AppendEntriesRequest> + openraft::OptionalSend + Unpin + 'static,
+    {
+        match self.pool {
+            Pool::Replication => {
+                let pipeline = Pipeline {
+                    node_id: self.node_id,
+                    target: self.target,
+                    addr: self.addr.clone(),
+                    client: self.client.clone(),
+                    lease: self.lease.clone(),
+                    max_rpc_bytes: self.max_rpc_bytes,
+                };
+                append_pipeline::stream_append(pipeline, input, option)
+            }
+            // openraft's heartbeats: one append each, on the heartbeat pool.
+            Pool::Heartbeat | Pool::Snapshot => stream_append_sequential(self, input, option),
+        }
     }
 
     async fn vote(

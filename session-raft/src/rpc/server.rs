@@ -7,9 +7,13 @@
 //! `400` for a malformed body, `413` for an oversized one, `404`/`405` for
 //! anything but `POST` to a known path.
 //!
+//! Replication streams ([`crate::rpc::append_stream`]) pass the same checks
+//! and are then served by [`crate::rpc::append_serve`].
+//!
 //! Shutdown is graceful: the accept loop stops, every open connection finishes
-//! its in-flight request and closes, and [`ServerHandle::stop`] returns once
-//! all connection tasks are gone.
+//! its in-flight request and closes (a replication stream ends at once, as it
+//! would never finish), and [`ServerHandle::stop`] returns once all
+//! connection tasks are gone.
 
 use std::convert::Infallible;
 use std::net::SocketAddr;
@@ -19,7 +23,7 @@ use std::time::Duration;
 use bytes::Bytes;
 use http::header::{AUTHORIZATION, CONTENT_TYPE};
 use http::{Method, StatusCode};
-use http_body_util::{BodyExt, Full, Limited};
+use http_body_util::{BodyExt, Either, Full, Limited};
 use hyper::body::Incoming;
 use hyper::service::service_fn;
 use hyper_util::rt::{TokioIo, TokioTimer};
@@ -28,6 +32,7 @@ use tokio::sync::watch;
 use tokio::task::JoinSet;
 
 use crate::replica::Replica;
+use crate::rpc::append_stream::{FrameBody, FrameError, APPEND_STREAM_PATH};
 use crate::rpc::group::{GroupName, OwnGroup, GROUP_HEADER};
 use crate::rpc::log_limit::LogLimiter;
 use crate::rpc::snapshot_transfer::{self, ReceiveError};
@@ -37,7 +42,7 @@ use crate::rpc::{
 use crate::secret::SecretCheck;
 use crate::stop::stopped;
 
-use super::dispatch;
+use super::{append_serve, dispatch};
 
 /// What the server needs besides the node.
 pub(crate) struct ServerConfig {
@@ -170,10 +175,12 @@ async fn serve<I>(
 ) where
     I: hyper::rt::Read + hyper::rt::Write + Unpin + Send + 'static,
 {
+    let server_stop = stop.clone();
     let service = service_fn(move |request| {
         let node = node.clone();
         let config = config.clone();
-        async move { Ok::<_, Infallible>(handle(request, peer, &node, &config).await) }
+        let stop = server_stop.clone();
+        async move { Ok::<_, Infallible>(route(request, peer, node, config, stop).await) }
     });
     let connection = hyper::server::conn::http1::Builder::new()
         .timer(TokioTimer::new())
@@ -235,6 +242,129 @@ fn answer<T: serde::Serialize>(message: &T) -> http::Response<Full<Bytes>> {
     }
 }
 
+/// A cluster call's answer: a whole message, or a replication stream.
+type Answer = http::Response<Either<Full<Bytes>, FrameBody>>;
+
+/// Sends replication streams to [`append_serve`] (after the same checks as
+/// any call) and every other call to [`handle`].
+async fn route(
+    request: http::Request<Incoming>,
+    peer: SocketAddr,
+    node: Arc<Replica>,
+    config: Arc<ServerConfig>,
+    stop: watch::Receiver<bool>,
+) -> Answer {
+    if request.uri().path() != APPEND_STREAM_PATH {
+        return handle(request, peer, &node, &config)
+            .await
+            .map(Either::Left);
+    }
+    if request.method() != Method::POST {
+        return refuse(
+            StatusCode::METHOD_NOT_ALLOWED,
+            "cluster endpoints take POST",
+        )
+        .map(Either::Left);
+    }
+    if let Err(refusal) = admit(&request, peer, &config) {
+        return refusal.map(Either::Left);
+    }
+    let limit = config.max_rpc_bytes;
+    let on_refused = Box::new(move |e: &FrameError| {
+        if let Some(held_back) = config.log_limit.allow("malformed") {
+            tracing::warn!(%peer, error = %e, held_back, "refused a replication stream frame");
+        }
+    });
+    let body = append_serve::serve(node, request.into_body(), limit, stop, on_refused);
+    let mut response = http::Response::new(Either::Right(body));
+    response.headers_mut().insert(
+        CONTENT_TYPE,
+        http::HeaderValue::from_static(rpc::CONTENT_TYPE),
+    );
+    response
+}
+
+/// The checks every cluster call passes before anything is read of its
+/// body: the cluster secret, the member and the group it names.
+// The refusal is the whole answer, built once per refused call: its size is
+// no cost worth a box.
+#[allow(clippy::result_large_err)]
+fn admit(
+    request: &http::Request<Incoming>,
+    peer: SocketAddr,
+    config: &ServerConfig,
+) -> Result<(), http::Response<Full<Bytes>>> {
+    if !config.secret.allows(request.headers().get(AUTHORIZATION)) {
+        let (reason, kind) = if request.headers().contains_key(AUTHORIZATION) {
+            ("wrong", "secret-wrong")
+        } else {
+            ("missing", "secret-missing")
+        };
+        if let Some(held_back) = config.log_limit.allow(kind) {
+            tracing::warn!(%peer, path = request.uri().path(), held_back, "refused cluster request: {reason} cluster secret");
+        }
+        return Err(refuse(
+            StatusCode::UNAUTHORIZED,
+            "cluster secret missing or wrong",
+        ));
+    }
+    if let Some(value) = request.headers().get(TARGET_HEADER) {
+        let meant = value.to_str().ok().and_then(|v| v.parse::<u64>().ok());
+        match meant {
+            Some(meant) if meant == config.node_id => {}
+            Some(meant) => {
+                if let Some(held_back) = config.log_limit.allow("other-member") {
+                    tracing::warn!(
+                        %peer,
+                        meant,
+                        this = config.node_id,
+                        held_back,
+                        "refused a cluster call meant for another member: its peer address leads here"
+                    );
+                }
+                return Err(refuse(
+                    StatusCode::MISDIRECTED_REQUEST,
+                    format!(
+                        "this is node {}, not node {meant}: check the peer address",
+                        config.node_id
+                    ),
+                ));
+            }
+            None => {
+                return Err(refuse(
+                    StatusCode::BAD_REQUEST,
+                    format!("{TARGET_HEADER} is not a node id"),
+                ))
+            }
+        }
+    }
+    if let Some(value) = request.headers().get(GROUP_HEADER) {
+        let Some(meant) = value.to_str().ok().and_then(GroupName::parse) else {
+            return Err(refuse(
+                StatusCode::BAD_REQUEST,
+                format!("{GROUP_HEADER} is not `<mesh or ->/<cluster id hex>`"),
+            ));
+        };
+        let this = config.group.name();
+        if let Some(why) = meant.mismatch(&this) {
+            if let Some(held_back) = config.log_limit.allow("other-group") {
+                tracing::warn!(
+                    %peer,
+                    meant = %value.to_str().unwrap_or_default(),
+                    this = %this.header_value().to_str().unwrap_or_default(),
+                    held_back,
+                    "refused a cluster call meant for another group: {why}"
+                );
+            }
+            return Err(refuse(
+                StatusCode::MISDIRECTED_REQUEST,
+                format!("this is node {} of another group: {why}", config.node_id),
+            ));
+        }
+    }
+    Ok(())
+}
+
 async fn handle(
     request: http::Request<Incoming>,
     peer: SocketAddr,
@@ -252,70 +382,8 @@ async fn handle(
             "cluster endpoints take POST",
         );
     }
-    if !config.secret.allows(request.headers().get(AUTHORIZATION)) {
-        let (reason, kind) = if request.headers().contains_key(AUTHORIZATION) {
-            ("wrong", "secret-wrong")
-        } else {
-            ("missing", "secret-missing")
-        };
-        if let Some(held_back) = config.log_limit.allow(kind) {
-            tracing::warn!(%peer, path = request.uri().path(), held_back, "refused cluster request: {reason} cluster secret");
-        }
-        return refuse(StatusCode::UNAUTHORIZED, "cluster secret missing or wrong");
-    }
-    if let Some(value) = request.headers().get(TARGET_HEADER) {
-        let meant = value.to_str().ok().and_then(|v| v.parse::<u64>().ok());
-        match meant {
-            Some(meant) if meant == config.node_id => {}
-            Some(meant) => {
-                if let Some(held_back) = config.log_limit.allow("other-member") {
-                    tracing::warn!(
-                        %peer,
-                        meant,
-                        this = config.node_id,
-                        held_back,
-                        "refused a cluster call meant for another member: its peer address leads here"
-                    );
-                }
-                return refuse(
-                    StatusCode::MISDIRECTED_REQUEST,
-                    format!(
-                        "this is node {}, not node {meant}: check the peer address",
-                        config.node_id
-                    ),
-                );
-            }
-            None => {
-                return refuse(
-                    StatusCode::BAD_REQUEST,
-                    format!("{TARGET_HEADER} is not a node id"),
-                )
-            }
-        }
-    }
-    if let Some(value) = request.headers().get(GROUP_HEADER) {
-        let Some(meant) = value.to_str().ok().and_then(GroupName::parse) else {
-            return refuse(
-                StatusCode::BAD_REQUEST,
-                format!("{GROUP_HEADER} is not `<mesh or ->/<cluster id hex>`"),
-            );
-        };
-        let this = config.group.name();
-        if let Some(why) = meant.mismatch(&this) {
-            if let Some(held_back) = config.log_limit.allow("other-group") {
-                tracing::warn!(
-                    %peer,
-                    meant = %value.to_str().unwrap_or_default(),
-                    this = %this.header_value().to_str().unwrap_or_default(),
-                    held_back,
-                    "refused a cluster call meant for another group: {why}"
-                );
-            }
-            return refuse(
-                StatusCode::MISDIRECTED_REQUEST,
-                format!("this is node {} of another group: {why}", config.node_id),
-            );
-        }
+    if let Err(refusal) = admit(&request, peer, config) {
+        return refusal;
     }
     if request.uri().path() == SNAPSHOT_PATH {
         return receive_snapshot(request.into_body(), peer, node, config).await;

@@ -1,16 +1,33 @@
 //! Forwarding a follower's writes to the leader: a per-node queue drained
 //! by one background task that packs whatever is queued into one `Write`
-//! RPC, with several RPCs in flight on separate pooled connections, so that
-//! batches grow with load and a lone write is not delayed.
+//! RPC, so that batches grow with load and a lone write is not delayed.
+//!
+//! Batch size is set by how many RPCs may be in flight: a write arriving
+//! while a batch is out waits for it to come back, and goes with everything
+//! else that queued meanwhile, so a batch holds about the writes that arrive
+//! in one round trip (with eight in flight, as before, most went alone; with
+//! two, every other batch held the one write that came first). A batch out for much longer than
+//! usual ([`stale_after`]: a stalled connection, a slow leader) stops
+//! counting, so that it cannot hold the writes behind it; at most
+//! [`MAX_FORWARDS_IN_FLIGHT`] are out at all.
+//!
+//! Each batch stays one `POST` (on the pool's keep-alive connections) rather
+//! than a frame of a long-lived stream like replication's: whether a write
+//! may be sent again depends on what became of the exchange that carried it
+//! (see [`CallError::not_delivered`]), which a proxy or sidecar on the path
+//! reports per request; a stream through a buffering proxy would deliver
+//! nothing.
 //!
 //! Each job carries its caller's deadline: a job still queued then is not
 //! sent (nobody would learn its outcome), and the RPC carrying a batch ends
 //! by the latest deadline in it.
 
+use std::collections::VecDeque;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use tokio::sync::{mpsc, oneshot, Semaphore};
+use parking_lot::Mutex;
+use tokio::sync::{mpsc, oneshot, Notify};
 
 use crate::command::Command;
 use crate::rpc::call_error::CallError;
@@ -19,8 +36,28 @@ use crate::rpc::{Request, Response, WriteOutcome};
 
 /// Most commands one forwarded `Write` RPC carries.
 const MAX_FORWARD_BATCH: usize = 256;
-/// Most forwarded `Write` RPCs in flight at once.
+/// Forwarded `Write` RPCs in flight at once while they come back in usual
+/// time: what makes batches grow with load.
+const FORWARDS_IN_FLIGHT: usize = 1;
+/// Most forwarded `Write` RPCs in flight at once, counting those out for
+/// much longer than usual.
 const MAX_FORWARDS_IN_FLIGHT: usize = 8;
+/// Shortest time after which a batch stops holding later ones back.
+const MIN_STALE_AFTER: Duration = Duration::from_millis(20);
+/// The round trip assumed before one was measured.
+const FIRST_ROUND_TRIP: Duration = Duration::from_millis(5);
+
+/// Sizes of the latest batches, for tests (see
+/// `session_raft::internals::forward_batch_sizes`).
+static RECENT_BATCHES: Mutex<VecDeque<usize>> = parking_lot::const_mutex(VecDeque::new());
+/// Batches [`RECENT_BATCHES`] keeps.
+const RECENT_BATCHES_KEPT: usize = 4096;
+
+/// The sizes of the latest forwarded batches of this process, oldest
+/// first.
+pub(crate) fn recent_batch_sizes() -> Vec<usize> {
+    RECENT_BATCHES.lock().iter().copied().collect()
+}
 
 /// One write waiting to be forwarded.
 struct ForwardJob {
@@ -93,15 +130,87 @@ impl Forwarder {
     }
 }
 
+/// The batches in flight, for [`run_forwarder`] to decide when the next
+/// may go.
+#[derive(Default)]
+struct InFlight {
+    /// When each batch in flight was sent, by batch number.
+    sent: Mutex<Vec<(u64, Instant)>>,
+    /// Smoothed round trip of the batches that came back.
+    round_trip: Mutex<Option<Duration>>,
+    /// Told whenever a batch comes back.
+    returned: Notify,
+}
+
+/// How long a batch may be out before it stops holding later ones back:
+/// several usual round trips, and never less than [`MIN_STALE_AFTER`].
+fn stale_after(round_trip: Option<Duration>) -> Duration {
+    (round_trip.unwrap_or(FIRST_ROUND_TRIP) * 4).max(MIN_STALE_AFTER)
+}
+
+impl InFlight {
+    /// `None` if another batch may go now, or else when to look again
+    /// (unless a batch comes back first).
+    fn next_slot(&self) -> Option<Instant> {
+        let sent = self.sent.lock();
+        if sent.len() >= MAX_FORWARDS_IN_FLIGHT {
+            return Some(Instant::now() + Duration::from_secs(3600));
+        }
+        let stale = stale_after(*self.round_trip.lock());
+        let now = Instant::now();
+        let mut fresh: Vec<Instant> = sent
+            .iter()
+            .map(|(_, at)| *at + stale)
+            .filter(|until| *until > now)
+            .collect();
+        if fresh.len() < FORWARDS_IN_FLIGHT {
+            return None;
+        }
+        fresh.sort();
+        // The soonest a fresh batch turns stale frees a slot.
+        fresh.first().copied()
+    }
+
+    fn start(&self, batch: u64) {
+        self.sent.lock().push((batch, Instant::now()));
+    }
+
+    fn finish(&self, batch: u64) {
+        let mut sent = self.sent.lock();
+        if let Some(at) = sent.iter().position(|(n, _)| *n == batch) {
+            let (_, started) = sent.swap_remove(at);
+            let took = started.elapsed();
+            let mut round_trip = self.round_trip.lock();
+            *round_trip = Some(match *round_trip {
+                Some(average) => (average * 7 + took) / 8,
+                None => took,
+            });
+        }
+        drop(sent);
+        self.returned.notify_one();
+    }
+}
+
 /// Packs queued jobs into `Write` RPCs: whatever queued up while earlier RPCs
 /// were in flight goes out together, so batches grow with load and a lone
 /// write is not delayed.
 async fn run_forwarder(mut rx: mpsc::Receiver<ForwardJob>, client: Arc<ClusterClient>) {
-    let in_flight = Arc::new(Semaphore::new(MAX_FORWARDS_IN_FLIGHT));
+    let in_flight = Arc::new(InFlight::default());
+    let mut next_batch = 0u64;
     while let Some(first) = rx.recv().await {
-        let Ok(permit) = in_flight.clone().acquire_owned().await else {
-            return;
-        };
+        // Wait for a slot; the queue fills meanwhile, and that is the batch.
+        while let Some(look_again) = in_flight.next_slot() {
+            let returned = in_flight.returned.notified();
+            tokio::select! {
+                _ = returned => {}
+                _ = tokio::time::sleep_until(look_again.into()) => {}
+            }
+        }
+        // One turn of the scheduler before packing: the callers a returning
+        // batch just answered are runnable and about to queue their next
+        // writes, and would otherwise follow this one a round trip later.
+        // A lone write loses only that turn (microseconds), never a timer.
+        tokio::task::yield_now().await;
         let mut batch = vec![first];
         while batch.len() < MAX_FORWARD_BATCH {
             match rx.try_recv() {
@@ -128,26 +237,35 @@ async fn run_forwarder(mut rx: mpsc::Receiver<ForwardJob>, client: Arc<ClusterCl
         for job in other {
             // Rare: send those alone rather than delay the batch.
             let client = client.clone();
-            tokio::spawn(send_batch(client, job.addr.clone(), vec![job], None));
+            tokio::spawn(send_batch(client, job.addr.clone(), vec![job]));
         }
-        tokio::spawn(send_batch(client.clone(), addr, same, Some(permit)));
+        let number = next_batch;
+        next_batch += 1;
+        in_flight.start(number);
+        let (client, in_flight) = (client.clone(), in_flight.clone());
+        tokio::spawn(async move {
+            send_batch(client, addr, same).await;
+            in_flight.finish(number);
+        });
     }
 }
 
 /// Sends one batch; the RPC lasts no longer than the latest deadline in it
 /// (each caller stops waiting at its own).
-async fn send_batch(
-    client: Arc<ClusterClient>,
-    addr: String,
-    jobs: Vec<ForwardJob>,
-    _permit: Option<tokio::sync::OwnedSemaphorePermit>,
-) {
+async fn send_batch(client: Arc<ClusterClient>, addr: String, jobs: Vec<ForwardJob>) {
     let latest = jobs.iter().map(|j| j.deadline).max();
     let rpc_timeout = latest.map_or(Duration::ZERO, |d| {
         d.saturating_duration_since(Instant::now())
     });
     metrics::counter!("session_raft_forwarded_writes_total").increment(jobs.len() as u64);
     metrics::histogram!("session_raft_forward_batch_size").record(jobs.len() as f64);
+    {
+        let mut recent = RECENT_BATCHES.lock();
+        if recent.len() == RECENT_BATCHES_KEPT {
+            recent.pop_front();
+        }
+        recent.push_back(jobs.len());
+    }
     let (commands, replies): (Vec<_>, Vec<_>) =
         jobs.into_iter().map(|j| (j.command, j.reply)).unzip();
     let count = commands.len();
