@@ -40,11 +40,11 @@ fn entry(id: SessionId, index: u64, value_len: usize) -> Entry {
     changes.set("counter".into(), vec![b'7'; value_len]);
     Entry {
         log_id: openraft::testing::log_id::<TypeConfig>(1, 1, index),
-        payload: EntryPayload::Normal(Command::Apply {
+        payload: EntryPayload::Normal(std::sync::Arc::new(Command::Apply {
             id,
             changes,
             now: 1_790_000_000_000,
-        }),
+        })),
     }
 }
 

@@ -182,10 +182,14 @@ proptest! {
 
     #[test]
     fn write_batches_round_trip(commands in proptest::collection::vec(command(), 0..8)) {
-        let bytes = rpc::encode(&Request::Write(commands.clone())).unwrap();
+        let shared: Vec<_> = commands.iter().cloned().map(std::sync::Arc::new).collect();
+        let bytes = rpc::encode(&Request::Write(shared)).unwrap();
         prop_assert_eq!(crate::internals::decode_cluster_request(&bytes), Ok("write"));
         match rpc::decode::<Request>(&bytes, RPC_LIMIT) {
-            Ok(Request::Write(decoded)) => prop_assert_eq!(decoded, commands),
+            Ok(Request::Write(decoded)) => {
+                let decoded: Vec<Command> = decoded.iter().map(|c| (**c).clone()).collect();
+                prop_assert_eq!(decoded, commands)
+            }
             other => prop_assert!(false, "decoded {other:?}"),
         }
         let mesh = Request::MeshWrite { command: Command::ExpireBefore { now: 7 }, budget_ms: 9 };
@@ -216,6 +220,7 @@ proptest! {
         flips in proptest::collection::vec((any::<prop::sample::Index>(), any::<u8>()), 1..4),
         cut in any::<prop::sample::Index>(),
     ) {
+        let commands = commands.into_iter().map(std::sync::Arc::new).collect();
         let mut bytes = rpc::encode(&Request::Write(commands)).unwrap();
         for (at, value) in flips {
             let at = at.index(bytes.len());

@@ -7,6 +7,8 @@
 //! over the crate) keeps the storage, network and node modules in agreement and
 //! makes an openraft upgrade a one-file change.
 
+use std::sync::Arc;
+
 use crate::command::{Command, CommandResponse};
 
 openraft::declare_raft_types!(
@@ -14,8 +16,14 @@ openraft::declare_raft_types!(
     /// [`Command`]s, applying one yields a [`CommandResponse`], members are
     /// `u64` ids with a [`openraft::BasicNode`] whose `addr` is the member's
     /// cluster (Raft RPC) address.
+    ///
+    /// The command is behind an `Arc` (encoded as the command itself) because
+    /// openraft clones entries: the log's cache hands one out per follower
+    /// replicated to and one to the state machine, and a proposal is cloned
+    /// for each attempt; with the `Arc` those are reference counts, not
+    /// copies of the session data (and not decodes of the cached bytes).
     pub TypeConfig:
-        D = Command,
+        D = Arc<Command>,
         R = CommandResponse,
         NodeId = u64,
         Node = openraft::BasicNode,

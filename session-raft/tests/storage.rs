@@ -54,7 +54,7 @@ fn log_id(index: u64) -> LogId {
 fn command_entry(index: u64, command: Command) -> Entry {
     Entry {
         log_id: log_id(index),
-        payload: EntryPayload::Normal(command),
+        payload: EntryPayload::Normal(std::sync::Arc::new(command)),
     }
 }
 

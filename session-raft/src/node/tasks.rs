@@ -19,9 +19,9 @@ pub(super) async fn name_the_cluster(replica: Arc<Replica>, mut stop: watch::Rec
     let mut metrics = replica.raft.server_metrics();
     while replica.reader.cluster_id() == 0 {
         if replica.raft.is_leader() {
-            let proposal = replica.raft.client_write(Command::InitCluster {
+            let proposal = replica.raft.client_write(Arc::new(Command::InitCluster {
                 cluster_id: random_cluster_id(),
-            });
+            }));
             match tokio::time::timeout(replica.write_timeout, proposal).await {
                 Ok(Ok(_)) => continue,
                 Ok(Err(e)) => tracing::debug!(error = %e, "cluster id proposal failed"),
@@ -101,7 +101,9 @@ pub(super) async fn expiry_timer(
         if !replica.reader.any_expired(now) {
             continue;
         }
-        let proposal = replica.raft.client_write(Command::ExpireBefore { now });
+        let proposal = replica
+            .raft
+            .client_write(Arc::new(Command::ExpireBefore { now }));
         match tokio::time::timeout(replica.write_timeout, proposal).await {
             Ok(Ok(_)) => tracing::debug!(now, "expired sessions"),
             Ok(Err(e)) => tracing::debug!(error = %e, "expiry proposal failed"),

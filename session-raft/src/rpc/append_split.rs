@@ -151,11 +151,11 @@ mod tests {
         changes.set("k".into(), vec![7; value_bytes]);
         Entry {
             log_id: openraft::testing::log_id::<TypeConfig>(1, 1, index),
-            payload: openraft::EntryPayload::Normal(Command::Apply {
+            payload: openraft::EntryPayload::Normal(std::sync::Arc::new(Command::Apply {
                 id: SessionId::generate(None).unwrap(),
                 changes,
                 now: 1,
-            }),
+            })),
         }
     }
 

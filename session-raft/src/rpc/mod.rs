@@ -36,6 +36,8 @@ pub(crate) mod server;
 pub(crate) mod snapshot_transfer;
 pub(crate) mod tls;
 
+use std::sync::Arc;
+
 use serde::de::DeserializeOwned;
 use serde::{Deserialize, Serialize};
 use session_core::{ConsistencyToken, SessionId, SessionRecord, StoreError, UnixMillis};
@@ -90,7 +92,7 @@ pub(crate) enum Request {
     /// Raft: the leader hands leadership to the receiver.
     TransferLeader(TransferLeaderRequest),
     /// A follower forwards session writes to the leader, batched.
-    Write(Vec<Command>),
+    Write(Vec<Arc<Command>>),
     /// A follower asks the leader for a linearizable read index.
     ReadIndex,
     /// A follower that cannot catch up to `token` in time asks the leader to
@@ -295,14 +297,14 @@ mod tests {
     fn requests_round_trip() {
         let id = SessionId::generate(None).unwrap();
         let request = Request::Write(vec![
-            Command::Delete { id },
-            Command::ExpireBefore { now: 42 },
+            Arc::new(Command::Delete { id }),
+            Arc::new(Command::ExpireBefore { now: 42 }),
         ]);
         let bytes = encode(&request).unwrap();
         match decode::<Request>(&bytes, LIMIT).unwrap() {
             Request::Write(commands) => {
-                assert_eq!(commands[0], Command::Delete { id });
-                assert_eq!(commands[1], Command::ExpireBefore { now: 42 });
+                assert_eq!(*commands[0], Command::Delete { id });
+                assert_eq!(*commands[1], Command::ExpireBefore { now: 42 });
             }
             other => panic!("decoded {other:?}"),
         }

@@ -61,8 +61,8 @@ pub(crate) fn recent_batch_sizes() -> Vec<usize> {
 
 /// One write waiting to be forwarded.
 struct ForwardJob {
-    /// The command.
-    command: Command,
+    /// The command (shared with the caller, who may retry it elsewhere).
+    command: Arc<Command>,
     /// Leader's cluster address.
     addr: String,
     /// When the caller stops waiting: a job still queued then is not sent,
@@ -93,7 +93,7 @@ impl Forwarder {
     /// connection, or sent).
     pub(crate) async fn forward(
         &self,
-        command: Command,
+        command: Arc<Command>,
         addr: String,
         deadline: Instant,
     ) -> Result<WriteOutcome, CallError> {

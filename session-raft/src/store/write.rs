@@ -8,6 +8,7 @@
 //! unknown (time-out, connection lost mid-request, leader changed after
 //! proposing) the caller gets [`StoreError::Unavailable`].
 
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use futures::StreamExt;
@@ -44,6 +45,8 @@ pub(crate) async fn write_within(
 ) -> Result<Committed, StoreError> {
     replica.metrics.writes.increment(1);
     let started = Instant::now();
+    // Shared by every attempt (proposal or forward) without copying.
+    let command = Arc::new(command);
     let result = write_until(replica, &command, started + bound).await;
     replica
         .metrics
@@ -57,7 +60,7 @@ pub(crate) async fn write_within(
 
 async fn write_until(
     replica: &Replica,
-    command: &Command,
+    command: &Arc<Command>,
     deadline: Instant,
 ) -> Result<Committed, StoreError> {
     let outcome = retry_until(
@@ -70,7 +73,7 @@ async fn write_until(
                 Some((id, Some(addr))) => {
                     match replica
                         .forwarder
-                        .forward(command.clone(), addr, deadline)
+                        .forward(Arc::clone(command), addr, deadline)
                         .await
                     {
                         Ok(WriteOutcome::Done(result)) => Attempt::Done(result),
@@ -103,10 +106,10 @@ async fn write_until(
 /// Proposes `command` on this member, the leader.
 async fn propose(
     replica: &Replica,
-    command: &Command,
+    command: &Arc<Command>,
     deadline: Instant,
 ) -> Attempt<Result<Committed, StoreError>> {
-    let proposal = replica.raft.client_write(command.clone());
+    let proposal = replica.raft.client_write(Arc::clone(command));
     match tokio::time::timeout_at(deadline.into(), proposal).await {
         Err(_) => Attempt::Done(Err(StoreError::unavailable(
             RETRY_SOON,
@@ -158,7 +161,10 @@ fn write_outcome(
 }
 
 /// Leader side of a forwarded batch: propose all, answer in order.
-pub(crate) async fn serve_forwarded_writes(replica: &Replica, commands: Vec<Command>) -> Response {
+pub(crate) async fn serve_forwarded_writes(
+    replica: &Replica,
+    commands: Vec<Arc<Command>>,
+) -> Response {
     let count = commands.len();
     if !replica.raft.is_leader() {
         return Response::NotLeader {

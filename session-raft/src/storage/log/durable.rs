@@ -22,7 +22,7 @@ use super::frame::{self, Record, HEADER_LEN};
 use super::index::Loc;
 use super::op::{Done, Target};
 use super::recovery::{self, purgeable};
-use super::shared::{stopped, Queued, Shared, State, QUEUE_BYTES};
+use super::shared::{stopped, Cached, Queued, Shared, State, QUEUE_BYTES};
 use super::writer::Writer;
 use crate::types::{Entry, LogId, TypeConfig, Vote};
 
@@ -177,23 +177,22 @@ impl DurableLog {
         callback: &mut Option<IOFlushed<TypeConfig>>,
     ) -> io::Result<()> {
         let encoded = entries
-            .iter()
-            .map(|entry| Ok((entry.log_id, Bytes::from(frame::encode_entry(entry)?))))
-            .collect::<io::Result<Vec<(LogId, Bytes)>>>()?;
-        drop(entries);
+            .into_iter()
+            .map(|entry| Ok((Bytes::from(frame::encode_entry(&entry)?), entry)))
+            .collect::<io::Result<Vec<(Bytes, Entry)>>>()?;
         if let Some(pair) = encoded
             .windows(2)
-            .find(|p| p[1].0.index != p[0].0.index + 1)
+            .find(|p| p[1].1.log_id.index != p[0].1.log_id.index + 1)
         {
             return Err(io::Error::new(
                 io::ErrorKind::InvalidInput,
                 format!(
                     "raft log: appended entries {} and {} are not consecutive",
-                    pair[0].0, pair[1].0
+                    pair[0].1.log_id, pair[1].1.log_id
                 ),
             ));
         }
-        let bytes: usize = encoded.iter().map(|(_, body)| body.len()).sum();
+        let bytes: usize = encoded.iter().map(|(body, _)| body.len()).sum();
         let permits = bytes.min(QUEUE_BYTES as usize) as u32;
         if permits > 0 {
             self.shared
@@ -205,7 +204,7 @@ impl DurableLog {
         }
         let mut state = self.shared.state.lock();
         let checked = state.check().and_then(|()| match encoded.first() {
-            Some((first, _)) => state.index.check_append(first.index),
+            Some((_, first)) => state.index.check_append(first.log_id.index),
             None => Ok(()),
         });
         if let Err(error) = checked {
@@ -218,7 +217,8 @@ impl DurableLog {
             state.send(Target::Barrier, Queued::new(Vec::new(), false, done))?;
             return Ok(());
         };
-        for (k, (log_id, body)) in encoded.into_iter().enumerate() {
+        for (k, (body, entry)) in encoded.into_iter().enumerate() {
+            let log_id = entry.log_id;
             let mut queued = Queued {
                 body: body.clone(),
                 lazy: false,
@@ -242,7 +242,7 @@ impl DurableLog {
                 }
             };
             state.index.append(log_id, loc);
-            state.push_cache(log_id.index, seq, body);
+            state.push_cache(log_id.index, seq, body, entry);
             if let Some((_, max)) = state.segments.last_mut() {
                 *max = (*max).max(Some(log_id.index));
             }
@@ -292,6 +292,7 @@ impl DurableLog {
     /// holds.
     pub(super) fn entries(&self, start: u64, end: Option<u64>) -> io::Result<Vec<Entry>> {
         enum Source {
+            Decoded(Entry),
             Cached(Bytes),
             File(Arc<File>, Loc),
         }
@@ -300,9 +301,18 @@ impl DurableLog {
             let range = state.index.clip(start, end);
             let mut sources = Vec::with_capacity((range.end - range.start) as usize);
             for index in range {
-                if let Some(body) = state.cached(index) {
-                    sources.push(Source::Cached(body.clone()));
-                    continue;
+                match state.cached(index) {
+                    Some(Cached {
+                        entry: Some(entry), ..
+                    }) => {
+                        sources.push(Source::Decoded(entry.clone()));
+                        continue;
+                    }
+                    Some(cached) => {
+                        sources.push(Source::Cached(cached.body.clone()));
+                        continue;
+                    }
+                    None => {}
                 }
                 let loc = state.index.get(index).ok_or_else(|| {
                     io::Error::other(format!("raft log: entry {index} has no location"))
@@ -319,6 +329,7 @@ impl DurableLog {
         sources
             .into_iter()
             .map(|source| match source {
+                Source::Decoded(entry) => Ok(entry),
                 Source::Cached(body) => frame::decode_entry(&body),
                 Source::File(file, loc) => {
                     let mut buf = vec![0; HEADER_LEN + loc.len as usize];

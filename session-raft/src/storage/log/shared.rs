@@ -26,12 +26,20 @@ use parking_lot::Mutex;
 use super::frame::{self, Record, HEADER_LEN, MAX_BODY};
 use super::index::{Loc, LogIndex};
 use super::op::{Done, Op, Target};
+use crate::types::Entry;
 
 /// A segment is closed once it holds this many bytes (it may exceed them
 /// by its last record).
 pub(super) const SEGMENT_BYTES: u64 = 16 << 20;
 /// Encoded entries of the log's tail kept in memory once written.
 pub(super) const CACHE_BYTES: usize = 8 << 20;
+/// Entries of the log's tail also kept decoded, at most: what replication
+/// to a follower that keeps up and the state machine read back, handed out
+/// as clones that share the command (see `crate::types::TypeConfig`)
+/// instead of decoding the bytes once per reader. A count, since a
+/// decoded command is several times its encoded size (1,000 small entries
+/// take under 1 MB).
+pub(super) const DECODED_ENTRIES: usize = 1024;
 /// Encoded entries queued for the writer and not yet written, at most.
 pub(super) const QUEUE_BYTES: u32 = 64 << 20;
 
@@ -41,6 +49,8 @@ pub(super) struct Cached {
     /// Its queue position: evictable once the writer got this far.
     pub(super) seq: u64,
     pub(super) body: Bytes,
+    /// The entry itself, for the last [`DECODED_ENTRIES`] of the cache.
+    pub(super) entry: Option<Entry>,
 }
 
 /// Everything callers and the writer share, under one lock.
@@ -155,13 +165,27 @@ impl State {
     /// Caches the entry just appended at `index`, after dropping any cached
     /// entry it replaces (an append at or before the last index replaces the
     /// log from there).
-    pub(super) fn push_cache(&mut self, index: u64, seq: u64, body: Bytes) {
+    pub(super) fn push_cache(&mut self, index: u64, seq: u64, body: Bytes, entry: Entry) {
         while let Some(back) = self.cache.back().filter(|c| c.index >= index) {
             self.cache_bytes -= back.body.len();
             self.cache.pop_back();
         }
         self.cache_bytes += body.len();
-        self.cache.push_back(Cached { index, seq, body });
+        self.cache.push_back(Cached {
+            index,
+            seq,
+            body,
+            entry: Some(entry),
+        });
+        // Only the newest stay decoded; older ones are decoded on demand.
+        if let Some(older) = self
+            .cache
+            .len()
+            .checked_sub(DECODED_ENTRIES + 1)
+            .and_then(|k| self.cache.get_mut(k))
+        {
+            older.entry = None;
+        }
     }
 
     /// Drops cached entries that are no longer in the log.
@@ -177,12 +201,12 @@ impl State {
         }
     }
 
-    pub(super) fn cached(&self, index: u64) -> Option<&Bytes> {
+    pub(super) fn cached(&self, index: u64) -> Option<&Cached> {
         let front = self.cache.front()?.index;
         let found = self
             .cache
             .get(usize::try_from(index.checked_sub(front)?).ok()?)?;
-        (found.index == index).then_some(&found.body)
+        (found.index == index).then_some(found)
     }
 
     pub(super) fn send(&mut self, target: Target, queued: Queued) -> io::Result<u64> {

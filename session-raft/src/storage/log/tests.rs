@@ -25,11 +25,11 @@ fn entry(index: u64, value_len: usize) -> Entry {
     changes.set("k".into(), vec![index as u8; value_len]);
     Entry {
         log_id: log_id(index),
-        payload: EntryPayload::Normal(Command::Apply {
+        payload: EntryPayload::Normal(std::sync::Arc::new(Command::Apply {
             id: SessionId::generate(None).unwrap(),
             changes,
             now: index,
-        }),
+        })),
     }
 }
 
@@ -108,7 +108,7 @@ async fn reopen_preserves_vote_entries_committed_and_purge() {
     let read = log.try_get_log_entries(7..8).await.unwrap();
     assert!(matches!(
         &read[0].payload,
-        EntryPayload::Normal(Command::Apply { now: 7, .. })
+        EntryPayload::Normal(command) if matches!(**command, Command::Apply { now: 7, .. })
     ));
     // The log goes on where it was cut.
     append_each(&mut log, 19..=19).await;
@@ -380,11 +380,11 @@ fn a_stored_entry_claiming_a_huge_key_is_refused_without_allocating() {
     changes.set("kkkkkkkkkkkkkkkk".into(), vec![1]);
     let entry = Entry {
         log_id: log_id(5),
-        payload: EntryPayload::Normal(Command::Apply {
+        payload: EntryPayload::Normal(std::sync::Arc::new(Command::Apply {
             id: SessionId::generate(None).unwrap(),
             changes,
             now: 1,
-        }),
+        })),
     };
     let mut bytes = frame::encode_entry(&entry).unwrap();
     assert!(frame::decode_entry(&bytes).is_ok());
@@ -466,4 +466,25 @@ async fn a_log_in_use_is_not_opened_twice() {
     assert_eq!(error.kind(), io::ErrorKind::WouldBlock);
     drop(log);
     LogStore::open(dir.path()).unwrap();
+}
+
+#[tokio::test]
+async fn the_newest_entries_are_served_shared_and_older_ones_decoded() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut log = LogStore::open(dir.path()).unwrap();
+    let count = super::shared::DECODED_ENTRIES as u64 + 100;
+    let appended: Vec<Entry> = (1..=count).map(|i| entry(i, 20)).collect();
+    append(&mut log, appended.clone()).await;
+    let read = log.try_get_log_entries(1..count + 1).await.unwrap();
+    assert_eq!(read, appended, "the same entries, decoded or not");
+    let command = |entry: &Entry| match &entry.payload {
+        EntryPayload::Normal(command) => std::sync::Arc::clone(command),
+        other => panic!("{other:?}"),
+    };
+    for (k, (read, appended)) in read.iter().zip(&appended).enumerate() {
+        // Replication and the state machine get the appended command itself
+        // for the newest entries (no decode, no copy), a decoded copy before.
+        let shared = std::sync::Arc::ptr_eq(&command(read), &command(appended));
+        assert_eq!(shared, k >= 100, "entry {}", k + 1);
+    }
 }

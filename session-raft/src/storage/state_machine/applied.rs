@@ -85,21 +85,22 @@ impl AppliedState {
     /// Applies one command at log index `index`, which becomes the version
     /// of the record it writes. Deterministic: reads no clock and no
     /// randomness, only the command and the map.
-    /// Takes the command by value: the entry is ours once applied, so a new
-    /// session's data moves into the map without a copy.
-    pub(crate) fn apply_command(&self, command: Command, index: u64) -> CommandResponse {
+    /// Takes the command by reference: the log's cache shares the entry
+    /// (see `crate::types::TypeConfig`), so a new session's data is copied
+    /// into the map; a change set is applied from where it is.
+    pub(crate) fn apply_command(&self, command: &Command, index: u64) -> CommandResponse {
         let sessions = &self.sessions;
-        let result = match command {
+        let result = match *command {
             Command::Create {
                 id,
-                session,
+                ref session,
                 max_sessions,
             } => {
                 self.saw_write_time(session.created_at);
                 // The limit travels as a u64; past usize::MAX it is no limit.
                 let limit = max_sessions.map(|max| usize::try_from(max).unwrap_or(usize::MAX));
                 sessions
-                    .create(id, session, limit, || index)
+                    .create(id, session.clone(), limit, || index)
                     .map_err(|error| match error {
                         CreateError::Full { .. } => StoreError::unavailable(
                             FULL_RETRY_AFTER,
@@ -111,14 +112,18 @@ impl AppliedState {
                         CreateError::Refused(error) => error,
                     })
             }
-            Command::Apply { id, changes, now } => {
+            Command::Apply {
+                id,
+                ref changes,
+                now,
+            } => {
                 self.saw_write_time(now);
                 match changes.rotate_to {
                     // Rotating onto its own id changes the session in place.
                     Some(new_id) if new_id != id => {
-                        sessions.rotate(&id, new_id, &changes, now, || index)
+                        sessions.rotate(&id, new_id, changes, now, || index)
                     }
-                    _ => sessions.apply(&id, &changes, now, || index),
+                    _ => sessions.apply(&id, changes, now, || index),
                 }
             }
             Command::Delete { id } => {
@@ -255,7 +260,7 @@ mod tests {
         until: u64,
     ) -> CommandResponse {
         map.apply_command(
-            Command::Create {
+            &Command::Create {
                 id,
                 session: testing::new_session(at, until, &[("k", &[1])]),
                 max_sessions: None,
@@ -271,7 +276,7 @@ mod tests {
         now: u64,
         index: u64,
     ) -> CommandResponse {
-        map.apply_command(Command::Apply { id, changes, now }, index)
+        map.apply_command(&Command::Apply { id, changes, now }, index)
     }
 
     #[test]
@@ -289,7 +294,7 @@ mod tests {
         oversized.size_limit = 4;
         assert!(matches!(
             map.apply_command(
-                Command::Create {
+                &Command::Create {
                     id: id(),
                     session: oversized,
                     max_sessions: None,
@@ -304,7 +309,7 @@ mod tests {
 
     fn create_bounded(map: &AppliedState, id: SessionId, index: u64, at: u64) -> CommandResponse {
         map.apply_command(
-            Command::Create {
+            &Command::Create {
                 id,
                 session: testing::new_session(at, at + 100, &[("k", &[1])]),
                 max_sessions: Some(2),
@@ -333,17 +338,17 @@ mod tests {
         assert_eq!(create(&map, id(), 5, 0, 100).result, Ok(5));
         assert_eq!(map.sessions.len(), 3);
         // Room appears after a delete...
-        map.apply_command(Command::Delete { id: b }, 6);
+        map.apply_command(&Command::Delete { id: b }, 6);
         assert!(create_bounded(&map, c, 7, 0).result.is_err(), "3 > 2 still");
-        map.apply_command(Command::Delete { id: c }, 8);
-        map.apply_command(Command::Delete { id: a }, 9);
+        map.apply_command(&Command::Delete { id: c }, 8);
+        map.apply_command(&Command::Delete { id: a }, 9);
         assert_eq!(create_bounded(&map, c, 10, 0).result, Ok(10));
         // ...and after expiry: an expired record still counts until dropped,
         // but its own id may be reused at once.
         assert!(create_bounded(&map, id(), 11, 500).result.is_err());
         assert_eq!(create_bounded(&map, c, 12, 500).result, Ok(12));
         assert_eq!(map.sessions.len(), 2);
-        map.apply_command(Command::ExpireBefore { now: 10_000 }, 13);
+        map.apply_command(&Command::ExpireBefore { now: 10_000 }, 13);
         assert_eq!(create_bounded(&map, b, 14, 10_000).result, Ok(14));
     }
 

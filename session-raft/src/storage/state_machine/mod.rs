@@ -114,7 +114,7 @@ impl RaftStateMachine<TypeConfig> for StateMachineStore {
             self.last_applied = Some(entry.log_id);
             let response = match entry.payload {
                 EntryPayload::Blank => CommandResponse::ok(index),
-                EntryPayload::Normal(command) => self.state.apply_command(command, index),
+                EntryPayload::Normal(command) => self.state.apply_command(&command, index),
                 EntryPayload::Membership(membership) => {
                     self.last_membership = StoredMembership::new(Some(entry.log_id), membership);
                     CommandResponse::ok(index)
