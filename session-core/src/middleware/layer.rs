@@ -318,6 +318,7 @@ impl<S, Svc> Layer<Svc> for SessionLayer<S> {
             size_limit: self.size_limit,
             browser_session: self.browser_session,
             always_save: self.always_save,
+            metrics: Default::default(),
         };
         SessionManager::new(inner, Arc::new(context), Arc::clone(&self.transport))
     }

@@ -256,7 +256,7 @@ impl Session {
                 Ok(committed) => break (id, committed),
             }
         };
-        metrics::counter!("session_creates_total").increment(1);
+        self.inner.context.metrics.get().creates.increment(1);
         let record = SessionRecord {
             data,
             created_at: now,
@@ -304,7 +304,7 @@ impl Session {
                 Ok(committed) => break committed,
             }
         };
-        metrics::counter!("session_writes_total").increment(1);
+        self.inner.context.metrics.get().writes.increment(1);
         // Mirror the write locally, so later reads in this request see it
         // without another load. Checks were done by the store.
         let local = ChangeSet {
@@ -329,7 +329,7 @@ impl Session {
             .delete(&id)
             .instrument(tracing::debug_span!("session_delete", id = ?id))
             .await?;
-        metrics::counter!("session_deletes_total").increment(1);
+        self.inner.context.metrics.get().deletes.increment(1);
         Ok(())
     }
 
@@ -381,6 +381,7 @@ mod tests {
             size_limit: 1024,
             browser_session: false,
             always_save: false,
+            metrics: Default::default(),
         };
         Session::new(
             Arc::new(context),

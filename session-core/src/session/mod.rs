@@ -18,6 +18,7 @@
 mod commit;
 mod error;
 mod lifecycle;
+mod metrics;
 mod state;
 mod values;
 
@@ -33,6 +34,7 @@ use crate::store::{ConsistencyToken, SessionStore, StoreError};
 pub(crate) use error::retry_after_secs;
 use error::Result;
 pub use error::{Result as SessionResult, SessionError};
+pub(crate) use metrics::LazyMetrics;
 use state::State;
 
 /// What every session of one layer shares: the store and the rules.
@@ -50,6 +52,8 @@ pub(crate) struct Context {
     /// Renew (write) every session a request carries, as tower-sessions'
     /// `with_always_save`.
     pub(crate) always_save: bool,
+    /// Counters of store calls.
+    pub(crate) metrics: LazyMetrics,
 }
 
 /// The current request's session. Cheap to clone (one `Arc`); clones share
@@ -126,7 +130,7 @@ impl Session {
         let record = match &self.inner.incoming {
             Some(id) => {
                 let context = &self.inner.context;
-                metrics::counter!("session_loads_total").increment(1);
+                context.metrics.get().loads.increment(1);
                 let loaded = context
                     .store
                     .load(id, token, context.clock.now())
