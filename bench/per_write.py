@@ -11,10 +11,11 @@ cookie (with -w: requests in flight at the deadline are waited for). Before
 and after the oha run it reads, per node process:
   /proc/<pid>/stat  utime + stime (clock ticks, SC_CLK_TCK)
   /proc/<pid>/io    write_bytes (what the process made the kernel write to
-                    storage: redb pages, fsync'd) and wchar (bytes passed to
+                    storage: log records, snapshots,
+                    filesystem metadata, fsync'd) and wchar (bytes passed to
                     write(2)-like calls: disk, sockets and pipes alike)
   /metrics          session_raft_log_bytes_appended_total (encoded log
-                    entries appended, without redb's page overhead)
+                    entries appended, without the log's record framing)
   /cluster/status   last_log_index (log entries appended)
 Acknowledged writes = the 2xx count of oha's status code distribution.
 
@@ -288,12 +289,13 @@ def main():
            f"Load generator (oha) CPU: {oha_cpu:.2f} s = {fmt(per(oha_cpu) * 1e6)} µs/{unit} "
            "(not in the group total).",
            f"Encoded size of one log entry: {fmt(entry_size)} bytes on average "
-           f"(leader's {LOG_BYTES} over its {entries:,} appended entries; redb's page and "
-           "B-tree overhead not included: that is in write_bytes)."
+           f"(leader's {LOG_BYTES} over its {entries:,} appended entries; the log's "
+           "record framing, snapshots and filesystem overhead are not included: they are in write_bytes)."
            if entries else "No log entries were appended during the run (reads only).",
            "",
            "CPU = utime + stime of /proc/<pid>/stat; disk bytes = write_bytes of /proc/<pid>/io "
-           "(what the node made the kernel write to storage: redb pages, fsync'd); wchar = bytes "
+           "(what the node made the kernel write to storage: log records, snapshots, "
+           "filesystem metadata, fsync'd); wchar = bytes "
            "handed to write-like system calls (sockets included); 'net of idle' subtracts each "
            f"node's CPU rate over {IDLE:g} s of no load before the run (heartbeats, timers) times "
            "the run's length."]
