@@ -182,6 +182,15 @@ fn main() {
     }
     let me = std::env::current_exe().expect("the bench's own path");
     println!("resident bytes per session, {N} sessions, {SHARDS} shards");
+    // What the figures are made of: one hash table slot per session (id
+    // and `Arc`, plus a control byte, at the table's load), the `Arc`'s
+    // allocation (two counts and the record), and the data's buffer.
+    println!(
+        "(map slot {} B, record {} B + 16 B of Arc counts, SessionData {} B + its buffer)",
+        std::mem::size_of::<(SessionId, std::sync::Arc<session_core::SessionRecord>)>(),
+        std::mem::size_of::<session_core::SessionRecord>(),
+        std::mem::size_of::<SessionData>(),
+    );
     println!(
         "{:<12} {:<20} {:>10} {:>14}",
         "target", "session", "full", "after drop"
