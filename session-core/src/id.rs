@@ -11,6 +11,7 @@
 //! rules out session fixation.
 
 use std::fmt;
+use std::num::NonZeroU8;
 use std::str::FromStr;
 
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
@@ -43,8 +44,10 @@ pub enum IdError {
 pub struct MeshTag {
     /// Tag bytes; only the first `len` are used, the rest are zero.
     bytes: [u8; MAX_MESH_TAG_LEN],
-    /// Number of bytes in use.
-    len: u8,
+    /// Number of bytes in use; never 0, which leaves 0 free to mean "no
+    /// tag": an `Option<MeshTag>` is 16 bytes and a [`SessionId`] 32, not
+    /// 33 (8 bytes less per slot of every session map's hash table).
+    len: NonZeroU8,
 }
 
 impl MeshTag {
@@ -57,26 +60,25 @@ impl MeshTag {
     /// ```
     pub fn new(tag: &str) -> Result<Self, IdError> {
         let raw = tag.as_bytes();
-        if raw.is_empty()
-            || raw.len() > MAX_MESH_TAG_LEN
-            || !raw
-                .iter()
-                .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || *b == b'-')
+        let len = u8::try_from(raw.len()).ok().and_then(NonZeroU8::new);
+        let Some(len) = len.filter(|_| raw.len() <= MAX_MESH_TAG_LEN) else {
+            return Err(IdError::BadMeshTag);
+        };
+        if !raw
+            .iter()
+            .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || *b == b'-')
         {
             return Err(IdError::BadMeshTag);
         }
         let mut bytes = [0u8; MAX_MESH_TAG_LEN];
         bytes[..raw.len()].copy_from_slice(raw);
-        Ok(Self {
-            bytes,
-            len: raw.len() as u8,
-        })
+        Ok(Self { bytes, len })
     }
 
     /// The tag as text.
     pub fn as_str(&self) -> &str {
         // Only ASCII is ever stored (checked in `new`).
-        std::str::from_utf8(&self.bytes[..self.len as usize]).unwrap_or("")
+        std::str::from_utf8(&self.bytes[..usize::from(self.len.get())]).unwrap_or("")
     }
 }
 
@@ -252,6 +254,17 @@ mod tests {
             "ÄAAAAAAAAAAAAAAAAAAAA",
         ] {
             assert!(SessionId::parse(bad).is_err(), "accepted {bad:?}");
+        }
+    }
+
+    #[test]
+    fn an_id_is_32_bytes_with_or_without_a_tag() {
+        assert_eq!(std::mem::size_of::<Option<MeshTag>>(), 16);
+        assert_eq!(std::mem::size_of::<SessionId>(), 32);
+        for tag in ["", "a", "abcdefghijklmno", "abcdefghijklmnop"] {
+            let made = MeshTag::new(tag).map(|t| t.as_str().to_owned());
+            let fits = (1..=MAX_MESH_TAG_LEN).contains(&tag.len());
+            assert_eq!(made.ok(), fits.then(|| tag.to_owned()), "{tag:?}");
         }
     }
 

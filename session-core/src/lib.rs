@@ -83,6 +83,7 @@
 //!   for dev-dependencies.
 
 mod clock;
+pub mod data;
 mod expiry;
 #[cfg(feature = "axum")]
 mod extract;
@@ -95,10 +96,11 @@ mod transport;
 
 pub use clock::{Clock, UnixMillis};
 pub use cookie::{Key, SameSite};
+pub use data::{data_size, SessionData, PER_KEY_OVERHEAD};
 pub use expiry::Expiry;
 pub use id::{IdError, MeshTag, SessionId, ID_RANDOM_BYTES, MAX_MESH_TAG_LEN};
 pub use middleware::{SessionLayer, SessionManager};
-pub use record::{data_size, ChangeSet, NewSession, SessionData, SessionRecord, PER_KEY_OVERHEAD};
+pub use record::{ChangeSet, NewSession, SessionRecord};
 pub use session::{Session, SessionError, SessionResult};
 pub use store::{
     Committed, ConsistencyToken, MemoryStore, MemoryStoreConfig, SessionStore, StoreError, Version,

@@ -15,23 +15,9 @@ use std::collections::{BTreeMap, BTreeSet};
 use serde::{Deserialize, Serialize};
 
 use crate::clock::UnixMillis;
+pub(crate) use crate::data::{data_size, SessionData, PER_KEY_OVERHEAD};
 use crate::id::SessionId;
 use crate::store::{StoreError, Version};
-
-/// Bytes counted per key on top of key and value lengths, so that a session of
-/// many tiny keys cannot dodge the size limit.
-pub const PER_KEY_OVERHEAD: usize = 8;
-
-/// A session's key/value data. Values are JSON-encoded serde values (see
-/// `Session::get`); stores treat them as opaque bytes.
-pub type SessionData = BTreeMap<String, Vec<u8>>;
-
-/// Encoded size of session data as counted against the size limit.
-pub fn data_size(data: &SessionData) -> usize {
-    data.iter()
-        .map(|(k, v)| k.len() + v.len() + PER_KEY_OVERHEAD)
-        .sum()
-}
 
 /// One stored session.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -80,14 +66,11 @@ impl SessionRecord {
                 limit: changes.size_limit as usize,
             });
         }
-        if changes.clear {
-            self.data.clear();
-        }
-        for key in &changes.remove {
-            self.data.remove(key);
-        }
-        for (key, value) in &changes.set {
-            self.data.insert(key.clone(), value.clone());
+        // One pass over the packed data, whatever the number of changes.
+        if changes.clear || !changes.remove.is_empty() || !changes.set.is_empty() {
+            self.data = self
+                .data
+                .merged(changes.clear, &changes.remove, &changes.set);
         }
         if let Some(expires_at) = changes.expires_at {
             self.expires_at = expires_at;
@@ -217,8 +200,8 @@ mod tests {
 
     fn record() -> SessionRecord {
         let mut data = SessionData::new();
-        data.insert("a".into(), vec![1]);
-        data.insert("b".into(), vec![2, 2]);
+        data.insert("a", vec![1]);
+        data.insert("b", vec![2, 2]);
         SessionRecord {
             data,
             created_at: 0,
@@ -235,9 +218,9 @@ mod tests {
         c.remove("b");
         c.set("c".into(), vec![3]);
         r.apply(&c, 2).unwrap();
-        assert_eq!(r.data.get("a"), Some(&vec![9]));
+        assert_eq!(r.data.get("a"), Some(&[9][..]));
         assert_eq!(r.data.get("b"), None);
-        assert_eq!(r.data.get("c"), Some(&vec![3]));
+        assert_eq!(r.data.get("c"), Some(&[3][..]));
         assert_eq!(r.version, 2);
 
         let mut c = ChangeSet::default();

@@ -98,7 +98,7 @@ fn change_set() -> impl Strategy<Value = ChangeSet> {
 fn record() -> impl Strategy<Value = SessionRecord> {
     (data(), any::<u64>(), any::<u64>(), 0u64..4).prop_map(
         |(data, created_at, expires_at, version)| SessionRecord {
-            data,
+            data: data.into(),
             created_at,
             expires_at,
             version,
@@ -111,7 +111,7 @@ fn model(record: &SessionRecord, changes: &ChangeSet) -> BTreeMap<String, Vec<u8
     let mut data = if changes.clear {
         BTreeMap::new()
     } else {
-        record.data.clone()
+        BTreeMap::from(&record.data)
     };
     for key in &changes.remove {
         data.remove(key);
@@ -182,7 +182,7 @@ proptest! {
         let mut applied = record.clone();
         match applied.apply(&changes, 99) {
             Ok(()) => {
-                prop_assert_eq!(&applied.data, &model(&record, &changes));
+                prop_assert_eq!(BTreeMap::from(&applied.data), model(&record, &changes));
                 prop_assert_eq!(applied.version, 99);
                 if changes.size_limit > 0 {
                     prop_assert!(applied.size() <= changes.size_limit as usize);

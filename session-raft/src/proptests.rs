@@ -77,7 +77,7 @@ fn command() -> impl Strategy<Value = Command> {
                     Command::Create {
                         id,
                         session: NewSession {
-                            data,
+                            data: data.into(),
                             created_at,
                             expires_at,
                             size_limit,
@@ -127,7 +127,7 @@ fn outcome() -> impl Strategy<Value = WriteOutcome> {
 fn record() -> impl Strategy<Value = SessionRecord> {
     (data(), any::<u64>(), any::<u64>(), any::<u64>()).prop_map(
         |(data, created_at, expires_at, version)| SessionRecord {
-            data,
+            data: data.into(),
             created_at,
             expires_at,
             version,

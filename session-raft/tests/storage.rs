@@ -187,8 +187,8 @@ async fn history_has_the_expected_outcome() {
     assert!(reader.get(&b, 0).is_none());
     assert!(reader.get(&c, 0).is_none());
     let rotated = reader.get(&d, 3_000).expect("rotated session");
-    assert_eq!(rotated.data.get("k"), Some(&vec![3]));
-    assert_eq!(rotated.data.get("login"), Some(&vec![1]));
+    assert_eq!(rotated.data.get("k"), Some(&[3][..]));
+    assert_eq!(rotated.data.get("login"), Some(&[1][..]));
     assert_eq!(
         rotated.version, 8,
         "version is the log index of the last change"
@@ -237,7 +237,7 @@ async fn rotate_refuses_a_taken_id_and_changes_nothing() {
     let reader = sm.reader();
     assert_eq!(reader.get(&a, 10).unwrap().version, 1);
     assert_eq!(reader.get(&a, 10).unwrap().data.get("x"), None);
-    assert_eq!(reader.get(&b, 10).unwrap().data.get("k"), Some(&vec![2]));
+    assert_eq!(reader.get(&b, 10).unwrap().data.get("k"), Some(&[2][..]));
     assert_eq!(reader.session_count(), 2);
 
     // Once b has expired (at the command's time), the rotation goes through.
@@ -384,7 +384,7 @@ async fn snapshot_build_install_round_trip() {
     );
     assert_eq!(
         reader.get(&ids[3], 3_000).unwrap().data.get("k"),
-        Some(&vec![3])
+        Some(&[3][..])
     );
     assert_eq!(reader.session_count(), 1);
     assert_eq!(reader.applied_index(), 11);

@@ -186,7 +186,7 @@ impl Session {
             // leaves nothing to store: no session is created for that.
             None if taken.changes.set.is_empty() => return None,
             None => Plan::Create {
-                data: taken.changes.set.clone(),
+                data: taken.changes.set.iter().collect(),
                 expires_at: taken
                     .requested_expiry
                     .map_or(context.expiry.initial(now), |at| {

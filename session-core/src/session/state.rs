@@ -55,10 +55,7 @@ impl State {
         if self.changes.clear || self.changes.remove.contains(key) {
             return None;
         }
-        self.current
-            .as_ref()
-            .and_then(|(_, r)| r.data.get(key))
-            .map(Vec::as_slice)
+        self.current.as_ref().and_then(|(_, r)| r.data.get(key))
     }
 
     /// Whether no key is visible.
@@ -69,11 +66,9 @@ impl State {
         if self.changes.clear {
             return true;
         }
-        self.current.as_ref().is_none_or(|(_, r)| {
-            r.data
-                .keys()
-                .all(|k| self.changes.remove.contains(k.as_str()))
-        })
+        self.current
+            .as_ref()
+            .is_none_or(|(_, r)| r.data.keys().all(|k| self.changes.remove.contains(k)))
     }
 
     /// Size the session would have if the pending changes were saved.

@@ -415,7 +415,7 @@ pub async fn tokens_are_monotonic_and_readable<S: SessionStore>(store: &S) {
         assert!(!token.is_none(), "a write must return a real token");
         last = token;
         let seen = load_data(store, &id, token, now).await.expect("live");
-        assert_eq!(seen.get("round"), Some(&vec![round]), "read-your-writes");
+        assert_eq!(seen.get("round"), Some(&[round][..]), "read-your-writes");
     }
     let token = store.delete(&id).await.expect("delete").token;
     assert_eq!(token.history, last.history, "one store, one history");
