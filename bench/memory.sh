@@ -1,0 +1,25 @@
+#!/usr/bin/env bash
+# Resident memory per small session, per node of a three-node durable
+# cluster and for the standalone MemoryStore (see bench/memory.py). Not run
+# by CI. Stops by itself and stops every process it started.
+#
+#   bench/memory.sh                    # 200,000 sessions
+#   SESSIONS=20000 bench/memory.sh     # a quick look
+#
+# Ports: BENCH_BASE_PORT (4800..4802, standalone +10), BENCH_CLUSTER_PORT
+# (8800..8802). Result: bench/results/<UTC stamp>-memory.md (oha JSON and
+# the cluster's log in <stamp>-memory/).
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+if ! command -v oha >/dev/null; then
+  # As in bench/run.sh: native-tls keeps the build light.
+  dpkg -s libssl-dev pkg-config >/dev/null 2>&1 || { apt-get update -qq && apt-get install -y -qq libssl-dev pkg-config; }
+  cargo install oha --locked --no-default-features --features native-tls
+fi
+cargo build --release -p demo-app
+export BIN=${CARGO_TARGET_DIR:-target}/release/demo-app
+STAMP=$(date -u +%Y%m%dT%H%M%SZ)
+export OUT_DIR=bench/results/$STAMP-memory
+export OUT_MD=bench/results/$STAMP-memory.md
+exec python3 bench/memory.py
