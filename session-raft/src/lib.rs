@@ -84,6 +84,12 @@ pub mod internals {
         crate::store::forward::recent_batch_sizes()
     }
 
+    /// The sizes of this process's latest batches of the leader's own
+    /// proposals (up to 4096), oldest first (see `store::propose`).
+    pub fn proposal_batch_sizes() -> Vec<usize> {
+        crate::store::propose::recent_batch_sizes()
+    }
+
     /// Decodes one answer frame of a replication stream (its 4-byte length
     /// prefix included) as a leader does: its kind, or why it is malformed.
     pub fn decode_append_answer(frame: &[u8]) -> Result<&'static str, String> {

@@ -25,6 +25,7 @@ use crate::storage::state_machine::SessionReader;
 use crate::storage::Raft;
 use crate::store::forward::Forwarder;
 use crate::store::metrics::StoreMetrics;
+use crate::store::propose::Proposer;
 use crate::types::NodeId;
 
 /// Retry hint given to callers when there is no leader or quorum: about one
@@ -47,6 +48,8 @@ pub(crate) struct Replica {
     pub(crate) client: Arc<ClusterClient>,
     /// Batches writes forwarded to the leader.
     pub(crate) forwarder: Forwarder,
+    /// Batches this member's own proposals while it leads.
+    pub(crate) proposer: Proposer,
     /// How loads are made consistent.
     pub(crate) read_mode: ReadMode,
     /// Bound on waiting for a token to be applied.

@@ -36,6 +36,7 @@ use crate::storage::state_machine::StateMachineStore;
 use crate::storage::Raft;
 use crate::store::forward::Forwarder;
 use crate::store::metrics::StoreMetrics;
+use crate::store::propose::Proposer;
 use crate::types::NodeId;
 
 use super::tasks::{expiry_timer, export_metrics, name_the_cluster};
@@ -125,6 +126,7 @@ impl RaftNode {
             reader,
             client: client.clone(),
             forwarder: Forwarder::spawn(client),
+            proposer: Proposer::spawn(raft.clone()),
             read_mode: config.read_mode,
             read_wait: config.read_wait,
             write_timeout: config.write_timeout,

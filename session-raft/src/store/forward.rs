@@ -22,13 +22,13 @@
 //! sent (nobody would learn its outcome), and the RPC carrying a batch ends
 //! by the latest deadline in it.
 
-use std::collections::VecDeque;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use parking_lot::Mutex;
 use tokio::sync::{mpsc, oneshot, Notify};
 
+use super::batch_sizes::RecentSizes;
 use crate::command::Command;
 use crate::rpc::call_error::CallError;
 use crate::rpc::client::{ClusterClient, Pool};
@@ -49,14 +49,12 @@ const FIRST_ROUND_TRIP: Duration = Duration::from_millis(5);
 
 /// Sizes of the latest batches, for tests (see
 /// `session_raft::internals::forward_batch_sizes`).
-static RECENT_BATCHES: Mutex<VecDeque<usize>> = parking_lot::const_mutex(VecDeque::new());
-/// Batches [`RECENT_BATCHES`] keeps.
-const RECENT_BATCHES_KEPT: usize = 4096;
+static RECENT_BATCHES: RecentSizes = RecentSizes::new();
 
 /// The sizes of the latest forwarded batches of this process, oldest
 /// first.
 pub(crate) fn recent_batch_sizes() -> Vec<usize> {
-    RECENT_BATCHES.lock().iter().copied().collect()
+    RECENT_BATCHES.all()
 }
 
 /// One write waiting to be forwarded.
@@ -259,13 +257,7 @@ async fn send_batch(client: Arc<ClusterClient>, addr: String, jobs: Vec<ForwardJ
     });
     metrics::counter!("session_raft_forwarded_writes_total").increment(jobs.len() as u64);
     metrics::histogram!("session_raft_forward_batch_size").record(jobs.len() as f64);
-    {
-        let mut recent = RECENT_BATCHES.lock();
-        if recent.len() == RECENT_BATCHES_KEPT {
-            recent.pop_front();
-        }
-        recent.push_back(jobs.len());
-    }
+    RECENT_BATCHES.record(jobs.len());
     let (commands, replies): (Vec<_>, Vec<_>) =
         jobs.into_iter().map(|j| (j.command, j.reply)).unzip();
     let count = commands.len();

@@ -24,9 +24,11 @@
 //! that mesh (see [`cross_mesh`]); one tagged with a mesh the
 //! directory does not list is treated as missing.
 
+pub(crate) mod batch_sizes;
 pub(crate) mod cross_mesh;
 pub(crate) mod forward;
 pub(crate) mod metrics;
+pub(crate) mod propose;
 pub(crate) mod read;
 pub(crate) mod write;
 

@@ -12,7 +12,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use futures::StreamExt;
-use openraft::errors::{ClientWriteError, RaftError};
+use openraft::errors::ClientWriteError;
 use session_core::{Committed, ConsistencyToken, StoreError};
 
 use crate::command::Command;
@@ -109,27 +109,20 @@ async fn propose(
     command: &Arc<Command>,
     deadline: Instant,
 ) -> Attempt<Result<Committed, StoreError>> {
-    let proposal = replica.raft.client_write(Arc::clone(command));
+    let proposal = replica.proposer.propose(Arc::clone(command));
     match tokio::time::timeout_at(deadline.into(), proposal).await {
         Err(_) => Attempt::Done(Err(StoreError::unavailable(
             RETRY_SOON,
             "write not committed in time (no quorum?); its outcome is unknown",
         ))),
-        Ok(Err(RaftError::Fatal(fatal))) => Attempt::Done(Err(StoreError::unavailable(
+        Ok(Err(fatal)) => Attempt::Done(Err(StoreError::unavailable(
             RETRY_SOON,
             format!("raft stopped: {fatal}"),
         ))),
-        Ok(Err(RaftError::APIError(e))) => match write_outcome(0, Err(e)) {
+        Ok(Ok(written)) => match write_outcome(replica.reader.cluster_id(), written) {
             WriteOutcome::Done(result) => Attempt::Done(result),
             WriteOutcome::NotLeader { .. } => Attempt::Again("leadership moved".into()),
         },
-        Ok(Ok(response)) => {
-            let written = openraft::raft::WriteResponse::from(response);
-            match write_outcome(replica.reader.cluster_id(), Ok(written)) {
-                WriteOutcome::Done(result) => Attempt::Done(result),
-                WriteOutcome::NotLeader { .. } => Attempt::Again("leadership moved".into()),
-            }
-        }
     }
 }
 
