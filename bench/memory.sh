@@ -12,11 +12,7 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
-if ! command -v oha >/dev/null; then
-  # As in bench/run.sh: native-tls keeps the build light.
-  dpkg -s libssl-dev pkg-config >/dev/null 2>&1 || { apt-get update -qq && apt-get install -y -qq libssl-dev pkg-config; }
-  cargo install oha --locked --no-default-features --features native-tls
-fi
+source bench/oha.sh
 cargo build --release -p demo-app
 export BIN=${CARGO_TARGET_DIR:-target}/release/demo-app
 STAMP=$(date -u +%Y%m%dT%H%M%SZ)

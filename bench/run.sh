@@ -49,12 +49,7 @@ for r in $ROWS; do
   case $r in ceiling|standalone|cluster|peer) ;; *) echo "unknown row group '$r' in ROWS" >&2; exit 2 ;; esac
 done
 
-if ! command -v oha >/dev/null; then
-  # native-tls keeps the build light (rustls pulls in aws-lc-sys); we only
-  # talk plain HTTP to 127.0.0.1 anyway.
-  dpkg -s libssl-dev pkg-config >/dev/null 2>&1 || { apt-get update -qq && apt-get install -y -qq libssl-dev pkg-config; }
-  cargo install oha --locked --no-default-features --features native-tls
-fi
+source bench/oha.sh
 BIN=${CARGO_TARGET_DIR:-target}/release/demo-app
 if want ceiling || want standalone || want cluster; then
   cargo build --release -p demo-app
