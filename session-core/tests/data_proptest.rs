@@ -5,27 +5,15 @@
 //! read what older nodes wrote). Arbitrary bytes decode to a value or an
 //! error, never a panic, and a decoded value is always canonical.
 
+mod common;
+
 use std::collections::BTreeMap;
 
+use common::wire::{decode, encode, wire};
 use proptest::prelude::*;
 use session_core::SessionData;
 
 type Model = BTreeMap<String, Vec<u8>>;
-
-/// Same shape as the Raft store's wire configuration (bounded lengths).
-fn wire() -> impl bincode::config::Config {
-    bincode::config::standard().with_limit::<{ 1 << 20 }>()
-}
-
-fn encode<T: serde::Serialize>(value: &T) -> Vec<u8> {
-    bincode::serde::encode_to_vec(value, wire()).unwrap()
-}
-
-fn decode<T: serde::de::DeserializeOwned>(bytes: &[u8]) -> Result<T, String> {
-    bincode::serde::decode_from_slice::<T, _>(bytes, wire())
-        .map(|(value, _)| value)
-        .map_err(|e| e.to_string())
-}
 
 /// Few short keys, so that operations often meet the same key; now and
 /// then a key or value long enough for a two-byte length.

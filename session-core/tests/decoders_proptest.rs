@@ -16,11 +16,14 @@
 //!
 //! Case counts are modest so that the whole file runs in a few seconds.
 
+mod common;
+
 use std::collections::{BTreeMap, BTreeSet};
 use std::sync::Arc;
 
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use base64::Engine as _;
+use common::wire::{decode, encode};
 use http::{HeaderName, HeaderValue, Request, Response};
 use proptest::prelude::*;
 use session_core::{
@@ -28,21 +31,6 @@ use session_core::{
     SessionRecord, StoreError,
 };
 use tower::{Layer as _, ServiceExt as _};
-
-/// Same shape as the Raft store's wire configuration (bounded lengths).
-fn wire() -> impl bincode::config::Config {
-    bincode::config::standard().with_limit::<{ 1 << 20 }>()
-}
-
-fn encode<T: serde::Serialize>(value: &T) -> Vec<u8> {
-    bincode::serde::encode_to_vec(value, wire()).unwrap()
-}
-
-fn decode<T: serde::de::DeserializeOwned>(bytes: &[u8]) -> Result<T, String> {
-    bincode::serde::decode_from_slice::<T, _>(bytes, wire())
-        .map(|(value, _)| value)
-        .map_err(|e| e.to_string())
-}
 
 fn mesh() -> impl Strategy<Value = Option<String>> {
     proptest::option::of("[a-z0-9-]{1,15}")

@@ -65,6 +65,27 @@ async fn slow_answers(target: SocketAddr, delay: Duration) -> SocketAddr {
     addr
 }
 
+/// A session created on `leader` is readable on `follower` at its token.
+async fn assert_replicates(cluster: &TestCluster, leader: u64, follower: u64, n: u64) {
+    let id = new_id();
+    let committed = cluster
+        .node(leader)
+        .store()
+        .create(&id, new_session(n))
+        .await
+        .unwrap();
+    let record = cluster
+        .node(follower)
+        .store()
+        .load(&id, committed.token, now())
+        .await
+        .unwrap();
+    assert!(
+        record.is_some(),
+        "node {follower} lacks a write of node {leader}"
+    );
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn appends_to_a_follower_are_pipelined_on_one_stream() {
     let cluster = TestCluster::start(3, false, |c| c).await;
@@ -175,20 +196,7 @@ async fn the_stream_is_checked_and_a_malformed_frame_closes_it_not_the_node() {
     }
 
     // The follower is alive and still replicating.
-    let id = new_id();
-    let committed = cluster
-        .node(leader)
-        .store()
-        .create(&id, new_session(7))
-        .await
-        .unwrap();
-    let record = cluster
-        .node(follower)
-        .store()
-        .load(&id, committed.token, now())
-        .await
-        .unwrap();
-    assert!(record.is_some());
+    assert_replicates(&cluster, leader, follower, 7).await;
     cluster.shutdown().await;
 }
 
@@ -225,19 +233,6 @@ async fn a_stream_to_a_restarted_follower_reconnects() {
     )
     .await;
     // And keeps up with new writes.
-    let id = new_id();
-    let committed = cluster
-        .node(leader)
-        .store()
-        .create(&id, new_session(99))
-        .await
-        .unwrap();
-    let record = cluster
-        .node(follower)
-        .store()
-        .load(&id, committed.token, now())
-        .await
-        .unwrap();
-    assert!(record.is_some());
+    assert_replicates(&cluster, leader, follower, 99).await;
     cluster.shutdown().await;
 }

@@ -5,6 +5,7 @@
 #![allow(dead_code, unreachable_pub, missing_docs)]
 
 pub mod harness;
+pub mod wire;
 
 use std::sync::Arc;
 use std::time::Duration;
