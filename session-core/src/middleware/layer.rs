@@ -109,7 +109,7 @@ impl<S: SessionStore> SessionLayer<S> {
         Self {
             store: Arc::new(store),
             transport: Arc::new(Transport {
-                key,
+                key: crate::transport::SealingKey::new(key),
                 private: false,
                 name: DEFAULT_COOKIE_NAME.to_owned(),
                 path: "/".to_owned(),

@@ -149,7 +149,9 @@ impl Session {
                 rotate,
                 renewal_only,
             } => {
-                let result = self.apply(id, &record, send, rotate, now).await;
+                let result = self
+                    .apply(id, &record, send, &taken.changes, rotate, now)
+                    .await;
                 if let (Err(error), true) = (&result, renewal_only) {
                     // The handler only read; a missed renewal is retried on a
                     // later request and must not turn a good read into a 503.
@@ -210,11 +212,16 @@ impl Session {
                 if !handler_changed && expires_at.is_none() {
                     return None;
                 }
+                // The one copy of the changes a write makes: `taken` keeps
+                // them to put back on failure and to mirror on success.
                 let send = ChangeSet {
+                    clear: taken.changes.clear,
+                    remove: taken.changes.remove.clone(),
+                    set: taken.changes.set.clone(),
                     expires_at,
+                    rotate_to: None,
                     size_limit: context.size_limit,
                     expected_version: state.expect_unchanged.then_some(record.version),
-                    ..taken.changes.clone()
                 };
                 Plan::Apply {
                     id,
@@ -267,23 +274,37 @@ impl Session {
         Ok(())
     }
 
+    /// Sends `send` to the store and mirrors `changes` (the same changes,
+    /// as the handler made them) into this request's copy of the record.
     async fn apply(
         &self,
         id: SessionId,
         record: &SessionRecord,
         mut send: ChangeSet,
+        changes: &ChangeSet,
         rotate: bool,
         now: UnixMillis,
     ) -> Result<()> {
         let store = &self.inner.context.store;
+        let expires_at = send.expires_at;
         let mut attempt = 0;
-        let committed = loop {
+        let (committed, saved_id) = loop {
             attempt += 1;
-            if rotate {
-                send.rotate_to = Some(mint(self, Some(&id))?);
-            }
+            let new_id = if rotate {
+                Some(mint(self, Some(&id))?)
+            } else {
+                None
+            };
+            // Only a rotation is ever retried (its fresh id was taken), so
+            // only then does an attempt need a copy of its own.
+            let mut this = if rotate && attempt < ID_ATTEMPTS {
+                send.clone()
+            } else {
+                mem::take(&mut send)
+            };
+            this.rotate_to = new_id;
             let result = store
-                .apply(&id, send.clone(), now)
+                .apply(&id, this, now)
                 .instrument(tracing::debug_span!("session_apply", id = ?id, rotate))
                 .await;
             match result {
@@ -301,21 +322,18 @@ impl Session {
                     return Err(StoreError::NotFound.into());
                 }
                 Err(error) => return Err(error.into()),
-                Ok(committed) => break committed,
+                Ok(committed) => break (committed, new_id.unwrap_or(id)),
             }
         };
         self.inner.context.metrics.get().writes.increment(1);
         // Mirror the write locally, so later reads in this request see it
-        // without another load. Checks were done by the store.
-        let local = ChangeSet {
-            rotate_to: None,
-            expected_version: None,
-            size_limit: 0,
-            ..send.clone()
-        };
+        // without another load. The store did the checks; the handler's
+        // change set carries none (no expected version, no size limit), and
+        // the expiry is the one sent.
         let mut updated = record.clone();
-        if updated.apply(&local, committed.version).is_ok() {
-            self.saved(send.rotate_to.unwrap_or(id), updated, committed);
+        if updated.apply(changes, committed.version).is_ok() {
+            updated.expires_at = expires_at.unwrap_or(record.expires_at);
+            self.saved(saved_id, updated, committed);
         }
         Ok(())
     }
@@ -451,6 +469,44 @@ mod tests {
         let s = Session::new(context, Some((id, ConsistencyToken::new(9, 5))));
         s.destroy().await.unwrap();
         assert_eq!(s.inner.state.lock().token, ConsistencyToken::NONE);
+    }
+
+    #[tokio::test]
+    async fn a_rotation_whose_fresh_id_is_taken_retries_with_all_its_changes() {
+        let store = Arc::new(FlakyStore::default());
+        let first = session(store.clone(), None);
+        first.insert("a", 1u32).await.unwrap();
+        first.save().await.unwrap();
+        let old = first.id().unwrap();
+
+        let login = session(store.clone(), Some(old));
+        login.insert("user", "alice").await.unwrap();
+        login.cycle_id().await.unwrap();
+        store.taken_rotations.store(2, Ordering::SeqCst);
+        let finish = login.finish(false).await;
+        assert!(finish.error.is_none(), "{:?}", finish.error);
+        assert_eq!(store.taken_rotations.load(Ordering::SeqCst), 0);
+        let ClientUpdate::Set { id: new, .. } = finish.update else {
+            panic!("no cookie for the new id: {:?}", finish.update);
+        };
+        assert_ne!(new, old);
+        let load = |id: SessionId| {
+            let store = store.clone();
+            async move { store.load(&id, ConsistencyToken::NONE, 1_000_000).await }
+        };
+        let gone = load(old).await;
+        assert!(
+            matches!(gone, Ok(None) | Err(StoreError::Superseded)),
+            "old id still live: {gone:?}"
+        );
+        let stored = load(new).await.unwrap().unwrap();
+        // The third attempt carried every change, and this request's copy
+        // of the record (what its later reads see) matches the store's.
+        assert_eq!(stored.data.len(), 2);
+        let mirrored = login.inner.state.lock().current.clone().unwrap();
+        assert_eq!(mirrored.0, new);
+        assert_eq!(*mirrored.1, *stored);
+        assert_eq!(login.get::<String>("user").await.unwrap().as_deref(), Some("alice"));
     }
 
     #[tokio::test]

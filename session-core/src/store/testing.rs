@@ -16,7 +16,7 @@
 //! # }
 //! ```
 
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -74,6 +74,9 @@ pub struct FlakyStore {
     pub fail_apply: AtomicBool,
     /// While set, loads fail with [`StoreError::Unavailable`].
     pub fail_load: AtomicBool,
+    /// This many of the next change sets that rotate the id fail with
+    /// [`StoreError::IdExists`], as if each fresh id were taken.
+    pub taken_rotations: AtomicUsize,
     /// The mesh this store reports (a test switches it to play a node of
     /// another mesh serving the same data).
     pub mesh: Mutex<Option<MeshTag>>,
@@ -114,6 +117,14 @@ impl SessionStore for FlakyStore {
     ) -> Result<Committed, StoreError> {
         if self.fail_apply.load(Ordering::SeqCst) {
             return Err(unavailable());
+        }
+        let taken = changes.rotate_to.is_some()
+            && self
+                .taken_rotations
+                .fetch_update(Ordering::SeqCst, Ordering::SeqCst, |n| n.checked_sub(1))
+                .is_ok();
+        if taken {
+            return Err(StoreError::IdExists);
         }
         self.inner.apply(id, changes, now).await
     }

@@ -17,6 +17,7 @@ use http::header::{COOKIE, SET_COOKIE};
 use http::{HeaderMap, HeaderName, HeaderValue};
 use parking_lot::Mutex;
 
+use self::signed::{set_cookie_line, Attributes, Signer};
 use crate::clock::UnixMillis;
 use crate::id::SessionId;
 use crate::store::ConsistencyToken;
@@ -66,7 +67,7 @@ pub(crate) enum Via {
 #[derive(Clone)]
 pub(crate) struct Transport {
     /// Signs (or encrypts) values.
-    pub(crate) key: Key,
+    pub(crate) key: SealingKey,
     /// Encrypt instead of only signing.
     pub(crate) private: bool,
     /// Cookie name.
@@ -88,6 +89,22 @@ pub(crate) struct Transport {
     /// its next write; a fresh cache comes with every change of key, name or
     /// mode (see the layer's setters), so it never vouches across settings.
     pub(crate) verified: Arc<VerifiedCache>,
+}
+
+/// The layer's [`Key`], with its signing half keyed once for HMAC.
+#[derive(Clone)]
+pub(crate) struct SealingKey {
+    /// The whole key: its encryption half seals private cookies.
+    key: Key,
+    /// Its signing half, ready to sign.
+    signer: Signer,
+}
+
+impl SealingKey {
+    pub(crate) fn new(key: Key) -> Self {
+        let signer = Signer::new(&key);
+        Self { key, signer }
+    }
 }
 
 /// Shards of the verified-value cache.
@@ -237,7 +254,7 @@ impl Transport {
         if let Some(hit) = self.verified.get(Form::Plain, value) {
             return Some(hit);
         }
-        let opened = self.open(Cookie::new(self.name.clone(), value.to_owned()))?;
+        let opened = self.open(value)?;
         self.verified.insert(Form::Plain, value, opened);
         Some(opened)
     }
@@ -249,32 +266,35 @@ impl Transport {
         if let Some(hit) = self.verified.get(Form::Encoded, sent) {
             return Some(hit);
         }
-        let decoded = Cookie::parse_encoded(format!("{}={sent}", self.name)).ok()?;
-        let opened = self.open(Cookie::new(self.name.clone(), decoded.value().to_owned()))?;
+        let decoded = percent_encoding::percent_decode_str(sent)
+            .decode_utf8()
+            .ok()?;
+        let opened = self.open(&decoded)?;
         self.verified.insert(Form::Encoded, sent, opened);
         Some(opened)
     }
 
-    /// Verifies (or decrypts) and parses one cookie.
-    fn open(&self, cookie: Cookie<'static>) -> Option<(SessionId, ConsistencyToken)> {
-        let jar = CookieJar::new();
-        let opened = if self.private {
-            jar.private(&self.key).decrypt(cookie)
-        } else {
-            jar.signed(&self.key).verify(cookie)
-        }?;
+    /// Verifies (or decrypts) and parses one sealed value.
+    fn open(&self, sealed: &str) -> Option<(SessionId, ConsistencyToken)> {
+        if !self.private {
+            return parse_value(self.key.signer.verify(sealed)?);
+        }
+        let cookie = Cookie::new(self.name.clone(), sealed.to_owned());
+        let opened = CookieJar::new().private(&self.key.key).decrypt(cookie)?;
         parse_value(opened.value())
     }
 
-    /// Signs (or encrypts) a cookie.
-    fn seal(&self, cookie: Cookie<'static>) -> Option<Cookie<'static>> {
-        let mut jar = CookieJar::new();
-        if self.private {
-            jar.private_mut(&self.key).add(cookie);
-        } else {
-            jar.signed_mut(&self.key).add(cookie);
+    /// Signs (or encrypts) a value.
+    fn seal(&self, value: String) -> Option<String> {
+        if !self.private {
+            let mut sealed = String::with_capacity(value.len() + 48);
+            self.key.signer.sign_into(&value, &mut sealed);
+            return Some(sealed);
         }
-        jar.get(&self.name).cloned()
+        let mut jar = CookieJar::new();
+        jar.private_mut(&self.key.key)
+            .add(Cookie::new(self.name.clone(), value));
+        jar.get(&self.name).map(|sealed| sealed.value().to_owned())
     }
 
     fn base_cookie(&self, value: String) -> Cookie<'static> {
@@ -298,7 +318,7 @@ impl Transport {
         via: Via,
         now: UnixMillis,
     ) {
-        let (cookie, header_value) = match update {
+        let (set_cookie, header_value) = match update {
             // A cookie that did not verify is dead weight the browser would
             // send forever: tell it to drop it.
             ClientUpdate::Keep if via == Via::BadCookie => self.removal(),
@@ -310,18 +330,19 @@ impl Transport {
                 expires_at,
                 browser_session,
             } => {
-                let mut cookie = self.base_cookie(format_value(&id, token));
-                if !browser_session {
-                    let secs = ((expires_at - now) / 1000).max(1);
-                    cookie.set_max_age(cookie::time::Duration::seconds(
-                        i64::try_from(secs).unwrap_or(i64::MAX),
-                    ));
-                }
-                let Some(sealed) = self.seal(cookie) else {
+                let Some(sealed) = self.seal(format_value(&id, token)) else {
                     return;
                 };
-                let header_value = sealed.value().to_owned();
-                (sealed, header_value)
+                let max_age = (!browser_session).then(|| ((expires_at - now) / 1000).max(1));
+                let attributes = Attributes {
+                    http_only: self.http_only,
+                    same_site: self.same_site,
+                    secure: self.secure,
+                    path: &self.path,
+                    domain: self.domain.as_deref(),
+                    max_age,
+                };
+                (set_cookie_line(&self.name, &sealed, &attributes), sealed)
             }
             ClientUpdate::Remove => self.removal(),
         };
@@ -334,17 +355,20 @@ impl Transport {
             }
             return;
         }
-        if let Ok(value) = HeaderValue::from_str(&cookie.encoded().to_string()) {
+        if let Ok(value) = HeaderValue::try_from(set_cookie) {
             headers.append(SET_COOKIE, value);
         }
     }
 
-    fn removal(&self) -> (Cookie<'static>, String) {
+    /// The `Set-Cookie` line that makes the browser drop its cookie (rare:
+    /// logouts and bad cookies, so the `cookie` crate writes it).
+    fn removal(&self) -> (String, String) {
         let mut cookie = self.base_cookie(String::new());
         cookie.make_removal();
-        (cookie, String::new())
+        (cookie.encoded().to_string(), String::new())
     }
 }
 
+mod signed;
 #[cfg(test)]
 mod tests;

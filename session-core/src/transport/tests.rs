@@ -5,7 +5,7 @@ use super::*;
 
 fn transport(private: bool) -> Transport {
     Transport {
-        key: Key::generate(),
+        key: SealingKey::new(Key::generate()),
         private,
         name: "sid".into(),
         path: "/".into(),
@@ -74,7 +74,7 @@ fn bad_cookies_are_no_cookie() {
     let t = transport(false);
     let id = SessionId::generate(None).unwrap();
     let other_key = Transport {
-        key: Key::generate(),
+        key: SealingKey::new(Key::generate()),
         verified: Default::default(),
         ..t.clone()
     };

@@ -85,12 +85,14 @@ pub(crate) enum FrameError {
 
 /// `message` as one frame.
 pub(crate) fn encode_frame<T: Serialize>(message: &T) -> Result<Bytes, EncodeError> {
-    let body = rpc::encode(message)?;
-    let len = u32::try_from(body.len())
-        .map_err(|_| EncodeError(format!("a frame of {} bytes", body.len())))?;
-    let mut frame = Vec::with_capacity(PREFIX + body.len());
-    frame.extend_from_slice(&len.to_le_bytes());
-    frame.extend_from_slice(&body);
+    // Encoded in place behind a prefix filled in afterwards: one pass, no
+    // second copy of the body (frames carry every replicated entry).
+    let mut frame = Vec::with_capacity(512);
+    frame.extend_from_slice(&[0; PREFIX]);
+    rpc::encode_into(message, &mut frame)?;
+    let body = frame.len() - PREFIX;
+    let len = u32::try_from(body).map_err(|_| EncodeError(format!("a frame of {body} bytes")))?;
+    frame[..PREFIX].copy_from_slice(&len.to_le_bytes());
     Ok(Bytes::from(frame))
 }
 

@@ -270,6 +270,13 @@ pub(crate) fn encode<T: Serialize>(message: &T) -> Result<Vec<u8>, EncodeError> 
         .map_err(|e| EncodeError(e.to_string()))
 }
 
+/// Appends the encoding of `message` (as [`encode`] makes it) to `out`.
+pub(crate) fn encode_into<T: Serialize>(message: &T, out: &mut Vec<u8>) -> Result<(), EncodeError> {
+    bincode::serde::encode_into_std_write(message, out, bincode_limit::encode_config())
+        .map(|_| ())
+        .map_err(|e| EncodeError(e.to_string()))
+}
+
 /// Decodes a whole body into one message; trailing bytes are an error.
 ///
 /// `limit` is the body limit of the path the body came on: no length prefix

@@ -43,6 +43,11 @@ pub(super) struct Writer {
     pub(super) len: u64,
     pub(super) batch: u32,
     failed: Option<(io::ErrorKind, String)>,
+    /// `session_raft_log_syncs_total`, registered when the log opens (with
+    /// the member, after the application installed its recorder).
+    syncs: metrics::Counter,
+    /// `session_raft_log_bytes_appended_total`.
+    bytes_appended: metrics::Counter,
 }
 
 impl Writer {
@@ -60,6 +65,8 @@ impl Writer {
             len,
             batch,
             failed: None,
+            syncs: metrics::counter!("session_raft_log_syncs_total"),
+            bytes_appended: metrics::counter!("session_raft_log_bytes_appended_total"),
         }
     }
 
@@ -180,7 +187,7 @@ impl Writer {
             self.len += buf.len() as u64;
             self.batch = frame::batch_number(self.batch.wrapping_add(1));
             self.shared.synced(ops.last().map_or(0, |op| op.seq));
-            metrics::counter!("session_raft_log_syncs_total").increment(1);
+            self.syncs.increment(1);
         }
         self.finish(ops, true);
     }
@@ -214,7 +221,7 @@ impl Writer {
             }
         }
         if ok && entry_bytes > 0 {
-            metrics::counter!("session_raft_log_bytes_appended_total").increment(entry_bytes);
+            self.bytes_appended.increment(entry_bytes);
         }
         self.shared.release(permits);
     }
