@@ -99,6 +99,7 @@ impl DurableLog {
                 written: 0,
                 failed: None,
                 tx: Some(tx),
+                held: Vec::new(),
             }),
             queue: tokio::sync::Semaphore::new(QUEUE_BYTES as usize),
             synced: Default::default(),
@@ -351,6 +352,12 @@ impl DurableLog {
         (queued, synced)
     }
 
+    /// Lazy records held back from the writer (tests).
+    #[cfg(test)]
+    pub(super) fn held(&self) -> usize {
+        self.shared.state.lock().held.len()
+    }
+
     /// Cached entries and their bytes (tests).
     #[cfg(test)]
     pub(super) fn cache_stats(&self) -> (usize, usize) {
@@ -363,7 +370,10 @@ impl Drop for DurableLog {
     /// Lets the writer write and sync what is queued, and waits for it, so
     /// that a log reopened after this sees everything.
     fn drop(&mut self) {
-        drop(self.shared.state.lock().tx.take());
+        let mut state = self.shared.state.lock();
+        state.release_held();
+        drop(state.tx.take());
+        drop(state);
         if let Some(writer) = self.writer.take() {
             let _ = writer.join();
         }

@@ -53,7 +53,9 @@
 //!   overwrote must never come back. Being in the same queue, they keep
 //!   their order with appends and purges.
 //! - The committed log id and purges are lazy: their records wait for the
-//!   next batch that is synced anyway (or at most 200 ms). Losing them in a
+//!   next batch that is synced anyway (or at most about 200 ms), held on
+//!   the callers' side so that they do not wake the writer (a committed id
+//!   comes with nearly every append; see `State::held`). Losing them in a
 //!   crash is harmless. The committed id only lets start-up re-apply
 //!   committed entries before a leader is heard from; an older one means
 //!   fewer are re-applied at once and the rest once the leader sends its

@@ -70,6 +70,14 @@ pub(super) struct State {
     pub(super) written: u64,
     pub(super) failed: Option<String>,
     pub(super) tx: Option<Sender<Op>>,
+    /// Lazy records queued since the last write that was not: held here
+    /// rather than sent, so that they do not wake the writer (a committed id
+    /// comes with nearly every append, and each wake-up is two context
+    /// switches). The next write that is not lazy takes them along, ahead of
+    /// itself; otherwise the writer collects them when it has been idle for
+    /// `LAZY_DELAY`. Always behind everything sent and ahead of everything
+    /// queued later, since both happen under the state lock.
+    pub(super) held: Vec<Op>,
 }
 
 /// What the writer thread shares with the callers.
@@ -224,14 +232,44 @@ impl State {
         let Some(tx) = &self.tx else {
             return Err(stopped());
         };
-        if let Err(mpsc::SendError(op)) = tx.send(op) {
-            if let Some(done) = op.done {
-                done.complete(Err(&(io::ErrorKind::Other, stopped().to_string())));
+        if op.lazy {
+            self.held.push(op);
+        } else {
+            // The held lazy records first: they were queued earlier.
+            let mut failed = false;
+            for op in self.held.drain(..).chain(std::iter::once(op)) {
+                let unsent = if failed {
+                    Some(op)
+                } else {
+                    tx.send(op).err().map(|mpsc::SendError(op)| op)
+                };
+                if let Some(op) = unsent {
+                    failed = true;
+                    if let Some(done) = op.done {
+                        done.complete(Err(&(io::ErrorKind::Other, stopped().to_string())));
+                    }
+                }
             }
-            return Err(stopped());
+            if failed {
+                return Err(stopped());
+            }
         }
         self.next_seq += 1;
         Ok(seq)
+    }
+
+    /// Sends the held lazy records to the writer; whether there were any.
+    pub(super) fn release_held(&mut self) -> bool {
+        let Some(tx) = &self.tx else {
+            return false;
+        };
+        let any = !self.held.is_empty();
+        for op in self.held.drain(..) {
+            // A writer that is gone has failed every later write anyway;
+            // lazy records have nobody waiting on them.
+            let _ = tx.send(op);
+        }
+        any
     }
 
     /// Places a record at the end of the log (starting the next segment

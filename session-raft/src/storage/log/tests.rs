@@ -153,6 +153,38 @@ async fn a_callback_fires_only_after_the_fsync_that_covers_it() {
 }
 
 #[tokio::test]
+async fn a_lazy_record_waits_off_the_writer_and_is_still_written() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut log = LogStore::open(dir.path()).unwrap();
+    append_each(&mut log, 1..=3).await;
+    log.save_committed(Some(log_id(2))).await.unwrap();
+    // Nothing went to the writer for it (no wake-up)...
+    assert_eq!(durable(&log).held(), 1);
+    // ...and the next append takes it along, ahead of itself.
+    append_each(&mut log, 4..=4).await;
+    assert_eq!(durable(&log).held(), 0);
+    let (found, _) = records(&last_segment(dir.path()));
+    assert!(matches!(found[found.len() - 2], Record::Committed(Some(id)) if id == log_id(2)));
+
+    // Alone, it is collected once the writer has been idle for LAZY_DELAY.
+    log.save_committed(Some(log_id(3))).await.unwrap();
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(5);
+    loop {
+        let (queued, synced) = durable(&log).progress();
+        if synced >= queued {
+            break;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "lazy record never synced"
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+    }
+    let (found, _) = records(&last_segment(dir.path()));
+    assert!(matches!(found[found.len() - 1], Record::Committed(Some(id)) if id == log_id(3)));
+}
+
+#[tokio::test]
 async fn concurrent_appends_share_fsyncs() {
     let dir = tempfile::tempdir().unwrap();
     let mut log = LogStore::open(dir.path()).unwrap();

@@ -74,14 +74,21 @@ impl Writer {
     pub(super) fn run(mut self, rx: Receiver<Op>) {
         let mut held: Vec<Op> = Vec::new();
         let mut held_since = Instant::now();
+        // Lazy records the callers held back, collected after an idle
+        // LAZY_DELAY: due, so written at once.
+        let mut collected = false;
         loop {
             let mut ops = std::mem::take(&mut held);
             let holding = !ops.is_empty();
-            let (mut closed, mut overdue) = (false, false);
+            let (mut closed, mut overdue) = (false, std::mem::take(&mut collected));
             if ops.is_empty() {
-                match rx.recv() {
+                match rx.recv_timeout(LAZY_DELAY) {
                     Ok(op) => ops.push(op),
-                    Err(_) => return,
+                    Err(RecvTimeoutError::Timeout) => {
+                        collected = self.shared.state.lock().release_held();
+                        continue;
+                    }
+                    Err(RecvTimeoutError::Disconnected) => return,
                 }
             } else {
                 match rx.recv_timeout(LAZY_DELAY.saturating_sub(held_since.elapsed())) {
