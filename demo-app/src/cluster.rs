@@ -124,12 +124,6 @@ pub(crate) async fn run(args: ClusterArgs) -> anyhow::Result<()> {
             .join(";")
     });
     let exe = std::env::current_exe().context("locating own executable")?;
-    let node_count: usize = plan.iter().map(|mesh| mesh.ids.len()).sum();
-    let worker_threads = worker_threads_per_node(
-        std::env::var_os("TOKIO_WORKER_THREADS").is_some(),
-        std::thread::available_parallelism().map_or(1, |n| n.get()),
-        node_count,
-    );
 
     let mut members = Vec::new();
     for (index, mesh) in plan.iter().enumerate() {
@@ -148,8 +142,8 @@ pub(crate) async fn run(args: ClusterArgs) -> anyhow::Result<()> {
                 i,
                 &peers,
                 mesh_flags,
-                (&secret_file, &cookie_key_file),
-                worker_threads,
+                &secret_file,
+                &cookie_key_file,
             )?;
             members.push(Member {
                 id: u64::from(i),
@@ -174,36 +168,16 @@ pub(crate) async fn run(args: ClusterArgs) -> anyhow::Result<()> {
     Ok(())
 }
 
-/// Tokio worker threads for each node of a local cluster, or `None` to
-/// leave the runtime's default (one per core) or what the caller set in
-/// `TOKIO_WORKER_THREADS`.
-///
-/// All the nodes share this machine's cores, so each gets its share, at
-/// least one: with two per node on two cores, six workers contend for two
-/// cores, and their wake-ups and steals cost a tenth of the CPU of every
-/// replicated write (bench/per_write.sh: 135-142 against 124-128 µs per
-/// write for the group). A member on a host of its own uses every core.
-fn worker_threads_per_node(caller_set: bool, cores: usize, nodes: usize) -> Option<usize> {
-    if caller_set || nodes <= 1 {
-        return None;
-    }
-    Some((cores / nodes).max(1))
-}
-
 fn spawn_node(
     exe: &Path,
     args: &ClusterArgs,
     i: u16,
     peers: &[String],
     mesh: Option<(&str, &str)>,
-    (secret_file, cookie_key_file): (&Path, &Path),
-    worker_threads: Option<usize>,
+    secret_file: &Path,
+    cookie_key_file: &Path,
 ) -> anyhow::Result<Child> {
     let mut command = Command::new(exe);
-    if let Some(threads) = worker_threads {
-        // Read by tokio's runtime builder in the child.
-        command.env("TOKIO_WORKER_THREADS", threads.to_string());
-    }
     command
         .arg("node")
         .arg("--id")
@@ -399,16 +373,6 @@ mod tests {
     use clap::Parser;
 
     use super::*;
-
-    #[test]
-    fn nodes_of_a_local_cluster_share_the_cores() {
-        assert_eq!(worker_threads_per_node(false, 2, 3), Some(1));
-        assert_eq!(worker_threads_per_node(false, 16, 3), Some(5));
-        assert_eq!(worker_threads_per_node(false, 8, 9), Some(1));
-        // The caller's TOKIO_WORKER_THREADS stands; a lone node uses all.
-        assert_eq!(worker_threads_per_node(true, 2, 3), None);
-        assert_eq!(worker_threads_per_node(false, 4, 1), None);
-    }
 
     fn plan_of(flags: &[&str]) -> anyhow::Result<Vec<MeshPlan>> {
         #[derive(Parser)]
