@@ -506,7 +506,10 @@ mod tests {
         let mirrored = login.inner.state.lock().current.clone().unwrap();
         assert_eq!(mirrored.0, new);
         assert_eq!(*mirrored.1, *stored);
-        assert_eq!(login.get::<String>("user").await.unwrap().as_deref(), Some("alice"));
+        assert_eq!(
+            login.get::<String>("user").await.unwrap().as_deref(),
+            Some("alice")
+        );
     }
 
     #[tokio::test]
