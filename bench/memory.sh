@@ -12,10 +12,5 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
-source bench/oha.sh
-cargo build --release -p demo-app
-export BIN=${CARGO_TARGET_DIR:-target}/release/demo-app
-STAMP=$(date -u +%Y%m%dT%H%M%SZ)
-export OUT_DIR=bench/results/$STAMP-memory
-export OUT_MD=bench/results/$STAMP-memory.md
-exec python3 bench/memory.py
+source bench/cluster_py.sh
+run_cluster_py memory

@@ -25,10 +25,5 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
-source bench/oha.sh
-cargo build --release -p demo-app
-export BIN=${CARGO_TARGET_DIR:-target}/release/demo-app
-STAMP=$(date -u +%Y%m%dT%H%M%SZ)
-export OUT_DIR=bench/results/$STAMP-per-write
-export OUT_MD=bench/results/$STAMP-per-write.md
-exec python3 bench/per_write.py
+source bench/cluster_py.sh
+run_cluster_py per_write
