@@ -318,12 +318,13 @@ impl Transport {
         via: Via,
         now: UnixMillis,
     ) {
-        let (set_cookie, header_value) = match update {
+        // `None`: tell the client to forget its session.
+        let set: Option<(String, Option<u64>)> = match update {
             // A cookie that did not verify is dead weight the browser would
             // send forever: tell it to drop it.
-            ClientUpdate::Keep if via == Via::BadCookie => self.removal(),
+            ClientUpdate::Keep if via == Via::BadCookie => None,
             ClientUpdate::Keep => return,
-            ClientUpdate::Set { expires_at, .. } if expires_at <= now => self.removal(),
+            ClientUpdate::Set { expires_at, .. } if expires_at <= now => None,
             ClientUpdate::Set {
                 id,
                 token,
@@ -334,6 +335,22 @@ impl Transport {
                     return;
                 };
                 let max_age = (!browser_session).then(|| ((expires_at - now) / 1000).max(1));
+                Some((sealed, max_age))
+            }
+            ClientUpdate::Remove => None,
+        };
+        if via == Via::Header {
+            // Only a client that sent the header gets it back, and it gets
+            // no cookie: the header is readable by scripts, so a browser
+            // (cookie) client must never see its session value there.
+            let value = set.as_ref().map_or("", |(sealed, _)| sealed.as_str());
+            if let (Some(name), Ok(value)) = (&self.header, HeaderValue::from_str(value)) {
+                headers.insert(name.clone(), value);
+            }
+            return;
+        }
+        let line = match set {
+            Some((sealed, max_age)) => {
                 let attributes = Attributes {
                     http_only: self.http_only,
                     same_site: self.same_site,
@@ -342,30 +359,21 @@ impl Transport {
                     domain: self.domain.as_deref(),
                     max_age,
                 };
-                (set_cookie_line(&self.name, &sealed, &attributes), sealed)
+                set_cookie_line(&self.name, &sealed, &attributes)
             }
-            ClientUpdate::Remove => self.removal(),
+            None => self.removal(),
         };
-        if via == Via::Header {
-            // Only a client that sent the header gets it back, and it gets
-            // no cookie: the header is readable by scripts, so a browser
-            // (cookie) client must never see its session value there.
-            if let (Some(name), Ok(value)) = (&self.header, HeaderValue::from_str(&header_value)) {
-                headers.insert(name.clone(), value);
-            }
-            return;
-        }
-        if let Ok(value) = HeaderValue::try_from(set_cookie) {
+        if let Ok(value) = HeaderValue::try_from(line) {
             headers.append(SET_COOKIE, value);
         }
     }
 
     /// The `Set-Cookie` line that makes the browser drop its cookie (rare:
     /// logouts and bad cookies, so the `cookie` crate writes it).
-    fn removal(&self) -> (String, String) {
+    fn removal(&self) -> String {
         let mut cookie = self.base_cookie(String::new());
         cookie.make_removal();
-        (cookie.encoded().to_string(), String::new())
+        cookie.encoded().to_string()
     }
 }
 
