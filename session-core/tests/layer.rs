@@ -9,22 +9,10 @@ use axum::body::Body;
 use axum::http::{Request, Response, StatusCode};
 use axum::routing::get;
 use axum::Router;
-use common::{app, cookie_pair, signed_cookie, TestApp, START};
+use common::{app, cookie_pair, send, signed_cookie, TestApp, START};
 use http_body_util::BodyExt as _;
 use session_core::{ConsistencyToken, MeshTag, Session, SessionId, SessionStore};
 use tower::ServiceExt as _;
-
-async fn send(app: &TestApp, method: &str, uri: &str, cookie: Option<&str>) -> Response<Body> {
-    let mut request = Request::builder().method(method).uri(uri);
-    if let Some(cookie) = cookie {
-        request = request.header("cookie", cookie);
-    }
-    app.router
-        .clone()
-        .oneshot(request.body(Body::empty()).unwrap())
-        .await
-        .unwrap()
-}
 
 async fn text(response: Response<Body>) -> String {
     let bytes = response.into_body().collect().await.unwrap().to_bytes();

@@ -4,11 +4,9 @@
 
 mod common;
 
-use axum::body::Body;
-use axum::http::{Request, StatusCode};
-use common::{app, cookie_pair};
+use axum::http::StatusCode;
+use common::{app, cookie_pair, send};
 use metrics_exporter_prometheus::PrometheusBuilder;
-use tower::ServiceExt as _;
 
 fn counter(rendered: &str, name: &str) -> u64 {
     rendered
@@ -21,24 +19,15 @@ fn counter(rendered: &str, name: &str) -> u64 {
 async fn store_calls_are_counted_by_a_recorder_installed_after_the_layer() {
     let app = app(|layer| layer);
     let recorder = PrometheusBuilder::new().install_recorder().unwrap();
-    let send = |method: &str, uri: &str, cookie: Option<&str>| {
-        let mut request = Request::builder().method(method).uri(uri);
-        if let Some(cookie) = cookie {
-            request = request.header("cookie", cookie);
-        }
-        app.router
-            .clone()
-            .oneshot(request.body(Body::empty()).unwrap())
-    };
-    let created = send("POST", "/set/x/1", None).await.unwrap();
+    let created = send(&app, "POST", "/set/x/1", None).await;
     assert_eq!(created.status(), StatusCode::OK);
     let cookie = cookie_pair(&created).unwrap();
     for value in 2..=4 {
         let uri = format!("/set/x/{value}");
-        let written = send("POST", &uri, Some(&cookie)).await.unwrap();
+        let written = send(&app, "POST", &uri, Some(&cookie)).await;
         assert_eq!(written.status(), StatusCode::OK);
     }
-    let logout = send("POST", "/logout", Some(&cookie)).await.unwrap();
+    let logout = send(&app, "POST", "/logout", Some(&cookie)).await;
     assert_eq!(logout.status(), StatusCode::OK);
 
     let rendered = recorder.render();

@@ -36,6 +36,25 @@ pub struct TestApp {
 
 pub const START: UnixMillis = 1_700_000_000_000;
 
+/// `method uri` through the app's router, with `cookie` if given.
+pub async fn send(
+    app: &TestApp,
+    method: &str,
+    uri: &str,
+    cookie: Option<&str>,
+) -> axum::http::Response<axum::body::Body> {
+    use tower::ServiceExt as _;
+    let mut request = axum::http::Request::builder().method(method).uri(uri);
+    if let Some(cookie) = cookie {
+        request = request.header("cookie", cookie);
+    }
+    app.router
+        .clone()
+        .oneshot(request.body(axum::body::Body::empty()).unwrap())
+        .await
+        .unwrap()
+}
+
 /// The app over a fresh store; `configure` adjusts the layer.
 pub fn app(
     configure: impl FnOnce(SessionLayer<Arc<FlakyStore>>) -> SessionLayer<Arc<FlakyStore>>,
