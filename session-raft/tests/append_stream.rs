@@ -100,19 +100,22 @@ async fn appends_to_a_follower_are_pipelined_on_one_stream() {
         .await;
         cluster.proxies[follower].set_target(slow);
     }
+    // Writes arrive on a clock (one every 2 ms, each its own task), not
+    // when earlier ones are answered: writers that each wait for their
+    // commit fall into step with the 30 ms round trip and arrive as one
+    // batch per trip, which a stream that does not pipeline also carries.
     let store = cluster.node(leader).store();
-    let mut writers = Vec::new();
-    for _ in 0..32 {
+    let mut writes = Vec::new();
+    let mut clock = tokio::time::interval(Duration::from_millis(2));
+    for _ in 0..150 {
+        clock.tick().await;
         let store = store.clone();
-        writers.push(tokio::spawn(async move {
-            for _ in 0..5 {
-                store.create(&new_id(), new_session(1)).await.unwrap();
-                tokio::time::sleep(Duration::from_millis(3)).await;
-            }
+        writes.push(tokio::spawn(async move {
+            store.create(&new_id(), new_session(1)).await.unwrap();
         }));
     }
-    for writer in writers {
-        writer.await.unwrap();
+    for write in writes {
+        write.await.unwrap();
     }
     let peak = session_raft::internals::append_stream_peak_in_flight();
     eprintln!("peak appends in flight: {peak}");
