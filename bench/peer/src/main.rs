@@ -116,6 +116,11 @@ fn parse_args() -> Result<Args, String> {
     })
 }
 
+/// The allocator demo-app uses (see its main.rs), so that the comparison is
+/// of the session layers and stores, not of two allocators.
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 #[tokio::main]
 async fn main() -> Result<(), Box<dyn std::error::Error>> {
     let args = parse_args().map_err(|e| {
