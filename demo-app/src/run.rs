@@ -72,12 +72,12 @@ pub(crate) async fn node(args: NodeArgs) -> anyhow::Result<()> {
             .with_context(|| format!("starting Raft node {}", args.id))?,
     );
     let store: Arc<dyn SessionStore> = Arc::new(node.store());
-    let state = Arc::new(AppState {
-        node_name: format!("node-{}", args.id),
-        backend: Backend::Raft(node.clone()),
+    let state = Arc::new(AppState::new(
+        format!("node-{}", args.id),
+        Backend::Raft(node.clone()),
         metrics,
-        public_status: args.public_status,
-    });
+        args.public_status,
+    ));
     let router = app::routes(state).layer(session_layer(store, &args.common)?);
     tracing::info!(
         node = args.id,
@@ -120,13 +120,13 @@ pub(crate) async fn standalone(args: StandaloneArgs) -> anyhow::Result<()> {
             .map(|max| usize::try_from(max).unwrap_or(usize::MAX)),
         ..MemoryStoreConfig::default()
     }));
-    let state = Arc::new(AppState {
-        node_name: "standalone".into(),
-        backend: Backend::Memory,
-        metrics: telemetry::init_metrics(),
-        // Nothing to hide: one process, no members.
-        public_status: true,
-    });
+    // Nothing to hide (`public_status`): one process, no members.
+    let state = Arc::new(AppState::new(
+        "standalone".into(),
+        Backend::Memory,
+        telemetry::init_metrics(),
+        true,
+    ));
     let router = app::routes(state).layer(session_layer(store, &args.common)?);
     tracing::info!(app = %args.listen, "serving (standalone, in-memory store)");
     serve(listener, router).await
@@ -137,13 +137,13 @@ pub(crate) async fn ceiling(args: StandaloneArgs) -> anyhow::Result<()> {
     let listener = TcpListener::bind(args.listen)
         .await
         .with_context(|| format!("binding {}", args.listen))?;
-    let state = Arc::new(AppState {
-        node_name: "ceiling".into(),
-        backend: Backend::Memory,
-        metrics: telemetry::init_metrics(),
-        // Nothing to hide: one process, no members.
-        public_status: true,
-    });
+    // Nothing to hide (`public_status`): one process, no members.
+    let state = Arc::new(AppState::new(
+        "ceiling".into(),
+        Backend::Memory,
+        telemetry::init_metrics(),
+        true,
+    ));
     tracing::info!(app = %args.listen, "serving (ceiling: no session layer)");
     serve(listener, app::ceiling_routes(state)).await
 }

@@ -7,7 +7,8 @@
 //!   session keeps working;
 //! - cluster RPCs without the secret or with a wrong one get 401, the node's
 //!   log says so, and neither the log nor `/cluster/status` contains the
-//!   real or the presented secret.
+//!   real or the presented secret;
+//! - `/metrics` counts the flood's requests (`demo_requests_total`).
 //!
 //! One test per binary: the environment variable is set for this process.
 
@@ -117,6 +118,13 @@ async fn max_sessions_flag_caps_a_flood_and_secrets_stay_out_of_logs_and_status(
         metrics.contains(r#"session_raft_refused_calls_total{reason="secret-missing"} 51"#),
         "{metrics}"
     );
+    // The demo's own counters count too (their handles are made once, after
+    // the recorder is installed): every flood request reached the handler.
+    let posts = metrics
+        .lines()
+        .find_map(|l| l.strip_prefix(r#"demo_requests_total{route="counter_post"} "#))
+        .and_then(|v| v.parse::<u64>().ok());
+    assert!(posts.is_some_and(|n| n >= 60), "{posts:?} in\n{metrics}");
     // The node writes its warnings before answering, so they are in.
     let log = cluster.node(1).log_tail();
     assert_eq!(
