@@ -19,10 +19,11 @@ use crate::cli::{Cli, ClusterArgs, Command};
 /// mimalloc instead of glibc's malloc: a session write allocates on one
 /// runtime thread and frees on another (the log writer, the state machine,
 /// another worker), and glibc then takes the owning arena's lock. Measured
-/// on the bench cluster (`bench/per_write.sh`, POST through a follower):
-/// glibc's lock wake-ups were 46% of the front node's futex calls, and
-/// mimalloc cut those calls from 0.65 to 0.23 per write and the group's CPU
-/// per write by about 5%, for about 17 more resident bytes per session.
+/// on the bench cluster (POST through a follower, 64 connections): glibc's
+/// lock wake-ups were 46% of the front node's futex calls; mimalloc cut
+/// those calls from 0.67 to 0.20 per write and that node's CPU per write by
+/// about 10%, for about 17 more resident bytes per session (README,
+/// "Benchmarks", has the group's A/B pairs).
 #[global_allocator]
 static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
