@@ -60,7 +60,7 @@ def counts(path):
 
 def main():
     if shutil.which("perf") is None:
-        sys.exit("perf is not installed (Debian: apt-get install linux-perf)")
+        sys.exit("perf is not installed (bench/syscalls.sh installs Debian's linux-perf)")
     os.makedirs(pw.OUT_DIR, exist_ok=True)
     workdir = tempfile.mkdtemp(prefix="syscalls-")
     method = "GET" if MODE == "get" else "POST"
