@@ -172,6 +172,23 @@ def wait_ready(cluster):
     sys.exit("no agreed leader within 60 s")
 
 
+def one_session(cluster):
+    """Once every node agrees on a leader: makes one session through the
+    follower bench/run.sh picks. Returns (leader id, follower id, nodes by
+    id, role by id, the session's cookie)."""
+    leader = wait_ready(cluster)
+    follower = leader % NODES + 1  # as bench/run.sh picks it
+    by_id = {n["id"]: n for n in cluster.nodes}
+    roles = {i: "leader" if i == leader else
+             "follower taking requests" if i == follower else "other follower"
+             for i in by_id}
+    code, body, cookie = request("POST", by_id[follower]["port"], "/api/counter")
+    if code != 200 or not cookie:
+        sys.exit(f"could not create a session: {code} {body}")
+    time.sleep(0.5)  # let the session's entry reach every node
+    return leader, follower, by_id, roles, cookie.split(";", 1)[0]
+
+
 def oha(port, cookie, path):
     # -w: requests in flight at the deadline are waited for, not aborted
     # (an aborted write may still commit, and would cost without counting).
@@ -213,17 +230,7 @@ def main():
         with open(os.path.join(OUT_DIR, "cluster.log"), "w") as log:
             cluster = Cluster(workdir, log)
             try:
-                leader = wait_ready(cluster)
-                follower = leader % NODES + 1  # as bench/run.sh picks it
-                by_id = {n["id"]: n for n in cluster.nodes}
-                roles = {i: "leader" if i == leader else
-                         "follower taking requests" if i == follower else "other follower"
-                         for i in by_id}
-                code, body, cookie = request("POST", by_id[follower]["port"], "/api/counter")
-                if code != 200 or not cookie:
-                    sys.exit(f"could not create a session: {code} {body}")
-                cookie = cookie.split(";", 1)[0]
-                time.sleep(0.5)  # let the session's entry reach every node
+                leader, follower, by_id, roles, cookie = one_session(cluster)
                 idle = {}
                 if IDLE > 0:
                     s0, t0 = snapshot(cluster.nodes), time.monotonic()

@@ -30,7 +30,7 @@ import time
 os.environ.setdefault("BENCH_BASE_PORT", "4950")
 os.environ.setdefault("BENCH_CLUSTER_PORT", "8950")
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-import per_write as pw  # noqa: E402  (its Cluster, request and readiness helpers)
+import per_write as pw  # noqa: E402  (its Cluster and one_session)
 
 DURATION = os.environ.get("DURATION", "8s")
 CONNECTIONS = int(os.environ.get("CONNECTIONS", "64"))
@@ -75,17 +75,7 @@ def main():
         with open(os.path.join(pw.OUT_DIR, "cluster.log"), "w") as log:
             cluster = pw.Cluster(workdir, log)
             try:
-                leader = pw.wait_ready(cluster)
-                follower = leader % pw.NODES + 1
-                by_id = {n["id"]: n for n in cluster.nodes}
-                roles = {i: "leader" if i == leader else
-                         "follower taking requests" if i == follower else "other follower"
-                         for i in by_id}
-                code, body, cookie = pw.request("POST", by_id[follower]["port"], "/api/counter")
-                if code != 200 or not cookie:
-                    sys.exit(f"could not create a session: {code} {body}")
-                cookie = cookie.split(";", 1)[0]
-                time.sleep(0.5)
+                _, follower, by_id, roles, cookie = pw.one_session(cluster)
                 files = {i: os.path.join(pw.OUT_DIR, f"perf-node-{i}.csv") for i in by_id}
                 perfs = {i: start_counting(n["pid"], files[i]) for i, n in by_id.items()}
                 time.sleep(0.3)  # attached before the load starts

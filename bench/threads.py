@@ -27,7 +27,7 @@ import time
 os.environ.setdefault("BENCH_BASE_PORT", "4900")
 os.environ.setdefault("BENCH_CLUSTER_PORT", "8900")
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-import per_write as pw  # noqa: E402  (its Cluster, request and status helpers)
+import per_write as pw  # noqa: E402  (its Cluster and one_session)
 
 LEVELS = [int(c) for c in os.environ.get("LEVELS", "1 64").split()]
 DURATION = os.environ.get("DURATION", "5s")
@@ -86,17 +86,7 @@ def main():
         with open(os.path.join(pw.OUT_DIR, "cluster.log"), "w") as log:
             cluster = pw.Cluster(workdir, log)
             try:
-                leader = pw.wait_ready(cluster)
-                follower = leader % pw.NODES + 1
-                by_id = {n["id"]: n for n in cluster.nodes}
-                roles = {i: "leader" if i == leader else
-                         "follower taking requests" if i == follower else "other follower"
-                         for i in by_id}
-                code, body, cookie = pw.request("POST", by_id[follower]["port"], "/api/counter")
-                if code != 200 or not cookie:
-                    sys.exit(f"could not create a session: {code} {body}")
-                cookie = cookie.split(";", 1)[0]
-                time.sleep(0.5)
+                _, follower, by_id, roles, cookie = pw.one_session(cluster)
                 for connections in LEVELS:
                     before = {i: threads(n["pid"]) for i, n in by_id.items()}
                     ok, data = run_level(by_id[follower]["port"], cookie, connections)
