@@ -15,7 +15,10 @@
 //!   memory;
 //! - `BENCH_SESSIONS` (default 1000): sessions created before writing;
 //! - `BENCH_READERS` (default 4): concurrent reader tasks;
-//! - `BENCH_DIR`: parent of the temp dirs (default: the system temp dir).
+//! - `BENCH_DIR`: parent of the temp dirs (default: the system temp dir);
+//! - `BENCH_WRITERS` (default `1,16,64`): writer counts measured;
+//! - `BENCH_VIA` (default `leader,follower`): whose store the writers use;
+//! - `BENCH_READS` (default 1): 0 skips the read phases (to profile writes).
 //!
 //! `cargo bench -p session-raft --bench store`
 
@@ -31,11 +34,18 @@ use session_core::{
 };
 use session_raft::{NodeConfig, RaftNode, RaftStore};
 
+/// The allocator demo-app runs on, so that these figures and the demo's
+/// describe the same process (glibc's malloc was about a quarter of this
+/// bench's CPU samples, much of it frees on another thread than the
+/// allocation's).
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 /// Cluster secret of the benchmark cluster.
 const SECRET: &[u8] = b"store-bench-secret";
 /// Session key written by every change set (as the demo's counter does).
 const COUNTER_KEY: &str = "counter";
-/// Writer counts measured.
+/// Writer counts measured unless `BENCH_WRITERS` says otherwise.
 const WRITERS: [usize; 3] = [1, 16, 64];
 
 /// Run parameters, from the environment.
@@ -50,6 +60,12 @@ struct Params {
     sessions: usize,
     /// Concurrent reader tasks.
     readers: usize,
+    /// Writer counts measured.
+    writers: Vec<usize>,
+    /// Whose store the writers use: "leader", "follower".
+    via: Vec<String>,
+    /// Whether the read phases run.
+    reads: bool,
 }
 
 /// Where the nodes keep their log.
@@ -95,8 +111,25 @@ impl Params {
             storages,
             sessions: env_or("BENCH_SESSIONS", 1000usize).max(64),
             readers: env_or("BENCH_READERS", 4usize).max(1),
+            writers: list_env("BENCH_WRITERS")
+                .map(|l| l.iter().filter_map(|w| w.parse().ok()).collect())
+                .unwrap_or_else(|| WRITERS.to_vec()),
+            via: list_env("BENCH_VIA").unwrap_or_else(|| vec!["leader".into(), "follower".into()]),
+            reads: env_or("BENCH_READS", 1u8) != 0,
         }
     }
+}
+
+/// A comma-separated list from the environment, if set.
+fn list_env(name: &str) -> Option<Vec<String>> {
+    let value = std::env::var(name).ok()?;
+    Some(
+        value
+            .split(',')
+            .map(|s| s.trim().to_owned())
+            .filter(|s| !s.is_empty())
+            .collect(),
+    )
 }
 
 /// Latency samples (nanoseconds) and failures of one phase.
@@ -342,30 +375,69 @@ async fn read_phase<S: SessionStore + Clone>(
 
 /// Times small write + fsync pairs in the directory the durable cluster uses,
 /// to tell how much of a durable write's latency the disk alone explains.
-fn fsync_probe() {
-    use std::io::Write;
+/// Measures this disk's fdatasync rate with one file, and with three files
+/// flushed at once as the three nodes' logs are, and prints the bound that
+/// puts on durable writes: a write is acknowledged only after a flush of
+/// the leader's log that began after it was appended, and `w` closed-loop
+/// writers never have more than `w` writes in one flush, so writes/s can
+/// not pass `w` times the flushes per second one log gets.
+fn fsync_probe() -> f64 {
     let dir = match std::env::var_os("BENCH_DIR") {
         Some(parent) => tempfile::tempdir_in(parent).unwrap(),
         None => tempfile::tempdir().unwrap(),
     };
-    let mut file = std::fs::File::create(dir.path().join("probe")).unwrap();
+    let mut per_log = 0.0;
+    for files in [1usize, 3] {
+        let flushers: Vec<_> = (0..files)
+            .map(|i| {
+                let path = dir.path().join(format!("probe-{i}"));
+                std::thread::spawn(move || flush_loop(&path))
+            })
+            .collect();
+        let mut samples = Samples::default();
+        let mut elapsed = Duration::ZERO;
+        for flusher in flushers {
+            let (one, took) = flusher.join().unwrap();
+            samples.merge(one);
+            elapsed = elapsed.max(took);
+        }
+        let (rate, p50, p99, max) = samples.summary(elapsed);
+        per_log = rate / files as f64;
+        println!(
+            "fsync probe ({}), {files} file(s) at once: 4 KiB append + fdatasync: \
+             {per_log:.0}/s per file, p50 {:.3} ms, p99 {:.3} ms, max {:.3} ms",
+            dir.path().display(),
+            ms(p50),
+            ms(p99),
+            ms(max),
+        );
+    }
+    let bound: Vec<String> = WRITERS
+        .iter()
+        .map(|w| format!("{w} writers <= {:.0}/s", per_log * *w as f64))
+        .collect();
+    println!(
+        "disk bound on durable writes (flushes per log with three at once x writers): {}",
+        bound.join(", ")
+    );
+    per_log
+}
+
+/// 300 appends of 4 KiB to a new file at `path`, each followed by
+/// fdatasync: the latencies and the time they took.
+fn flush_loop(path: &std::path::Path) -> (Samples, Duration) {
+    use std::io::Write;
+    let mut file = std::fs::File::create(path).unwrap();
     let block = [7u8; 4096];
     let mut samples = Samples::default();
     let start = Instant::now();
-    for _ in 0..200 {
+    for _ in 0..300 {
         let t = Instant::now();
         file.write_all(&block).unwrap();
         file.sync_data().unwrap();
         samples.nanos.push(t.elapsed().as_nanos() as u64);
     }
-    let (rate, p50, p99, max) = samples.summary(start.elapsed());
-    println!(
-        "fsync probe ({}): 4 KiB append + fdatasync: {rate:.0}/s, p50 {:.3} ms, p99 {:.3} ms, max {:.3} ms",
-        dir.path().display(),
-        ms(p50),
-        ms(p99),
-        ms(max),
-    );
+    (samples, start.elapsed())
 }
 
 fn ms(nanos: u64) -> f64 {
@@ -434,7 +506,10 @@ async fn run_storage(storage: Storage, params: &Params, read_rows: &mut Vec<Read
     println!("|---|---|---:|---:|---:|---:|---:|---|");
     let mut base = 1_000_000u64;
     for (via, store) in [("leader", &leader_store), ("follower", &follower_store)] {
-        for writers in WRITERS {
+        if !params.via.iter().any(|v| v == via) {
+            continue;
+        }
+        for &writers in &params.writers {
             let term_before = cluster.term();
             if !params.warmup.is_zero() {
                 let _ = write_phase(store, &ids, writers, params.warmup, base).await;
@@ -458,6 +533,10 @@ async fn run_storage(storage: Storage, params: &Params, read_rows: &mut Vec<Read
         }
     }
 
+    if !params.reads {
+        cluster.shutdown().await;
+        return;
+    }
     // Reads on a follower: with no token, and with the token of a write this
     // follower has already applied (both served locally, no network).
     let token = leader_store
@@ -505,6 +584,9 @@ async fn run(params: Params) {
     let mut read_rows = Vec::new();
     for storage in &params.storages {
         run_storage(*storage, &params, &mut read_rows).await;
+    }
+    if !params.reads {
+        return;
     }
 
     // Baseline: the same reads on a MemoryStore holding the same kind of data.
@@ -582,10 +664,11 @@ fn main() {
             storages: vec![Storage::Ephemeral],
             sessions: 64,
             readers: 2,
+            ..params
         };
     }
     if params.storages.contains(&Storage::Durable) {
-        fsync_probe();
+        let _ = fsync_probe();
     }
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
