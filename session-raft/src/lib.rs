@@ -84,6 +84,13 @@ pub mod internals {
         crate::store::forward::recent_batch_sizes()
     }
 
+    /// The sizes of this process's latest forwarded write batches that
+    /// were sent while another was in flight (up to 4096), oldest first
+    /// (see `store::forward`).
+    pub fn forward_overlapping_batch_sizes() -> Vec<usize> {
+        crate::store::forward::recent_overlapping_sizes()
+    }
+
     /// The sizes of this process's latest batches of the leader's own
     /// proposals (up to 4096), oldest first (see `store::propose`).
     pub fn proposal_batch_sizes() -> Vec<usize> {

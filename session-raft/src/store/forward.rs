@@ -6,10 +6,15 @@
 //! while a batch is out waits for it to come back, and goes with everything
 //! else that queued meanwhile, so a batch holds about the writes that arrive
 //! in one round trip (with eight in flight, as before, most went alone; with
-//! two, every other batch held the one write that came first). A batch out for much longer than
-//! usual ([`stale_after`]: a stalled connection, a slow leader) stops
-//! counting, so that it cannot hold the writes behind it; at most
-//! [`MAX_FORWARDS_IN_FLIGHT`] are out at all.
+//! two, every other batch held the one write that came first). Except that
+//! once [`MIN_PIPELINED_BATCH`] writes have queued behind the batch that is
+//! out, they go at once as a second one ([`PIPELINED_IN_FLIGHT`]): under
+//! load a write then waits for at most a part of a round trip before it is
+//! sent, not a whole one, and every batch that overlaps another is still a
+//! big one. A batch out for much longer than usual ([`stale_after`]: a
+//! stalled connection, a slow leader) stops counting, so that it cannot
+//! hold the writes behind it; at most [`MAX_FORWARDS_IN_FLIGHT`] are out at
+//! all.
 //!
 //! Each batch stays one `POST` (on the pool's keep-alive connections) rather
 //! than a frame of a long-lived stream like replication's: whether a write
@@ -39,6 +44,11 @@ const MAX_FORWARD_BATCH: usize = 256;
 /// Forwarded `Write` RPCs in flight at once while they come back in usual
 /// time: what makes batches grow with load.
 const FORWARDS_IN_FLIGHT: usize = 1;
+/// Writes queued behind the batches in flight that may go as one more
+/// batch without waiting for those to come back ...
+const MIN_PIPELINED_BATCH: usize = 16;
+/// ... as long as fewer than this many are in flight in usual time.
+const PIPELINED_IN_FLIGHT: usize = 2;
 /// Most forwarded `Write` RPCs in flight at once, counting those out for
 /// much longer than usual.
 const MAX_FORWARDS_IN_FLIGHT: usize = 8;
@@ -50,11 +60,20 @@ const FIRST_ROUND_TRIP: Duration = Duration::from_millis(5);
 /// Sizes of the latest batches, for tests (see
 /// `session_raft::internals::forward_batch_sizes`).
 static RECENT_BATCHES: RecentSizes = RecentSizes::new();
+/// Sizes of the latest batches sent while another was in flight in usual
+/// time (for tests: `session_raft::internals::forward_overlapping_batch_sizes`).
+static RECENT_OVERLAPPING: RecentSizes = RecentSizes::new();
 
 /// The sizes of the latest forwarded batches of this process, oldest
 /// first.
 pub(crate) fn recent_batch_sizes() -> Vec<usize> {
     RECENT_BATCHES.all()
+}
+
+/// The sizes of the latest forwarded batches of this process that went
+/// while another was in flight in usual time, oldest first.
+pub(crate) fn recent_overlapping_sizes() -> Vec<usize> {
+    RECENT_OVERLAPPING.all()
 }
 
 /// One write waiting to be forwarded.
@@ -147,26 +166,41 @@ fn stale_after(round_trip: Option<Duration>) -> Duration {
 }
 
 impl InFlight {
-    /// `None` if another batch may go now, or else when to look again
-    /// (unless a batch comes back first).
-    fn next_slot(&self) -> Option<Instant> {
+    /// `None` if a batch of `queued` writes may go now, or else when to
+    /// look again (unless a batch comes back or more writes queue first).
+    fn next_slot(&self, queued: usize) -> Option<Instant> {
         let sent = self.sent.lock();
         if sent.len() >= MAX_FORWARDS_IN_FLIGHT {
             return Some(Instant::now() + Duration::from_secs(3600));
         }
-        let stale = stale_after(*self.round_trip.lock());
-        let now = Instant::now();
-        let mut fresh: Vec<Instant> = sent
-            .iter()
-            .map(|(_, at)| *at + stale)
-            .filter(|until| *until > now)
-            .collect();
-        if fresh.len() < FORWARDS_IN_FLIGHT {
+        let mut fresh = self.fresh(&sent);
+        let allowed = if queued >= MIN_PIPELINED_BATCH {
+            PIPELINED_IN_FLIGHT
+        } else {
+            FORWARDS_IN_FLIGHT
+        };
+        if fresh.len() < allowed {
             return None;
         }
         fresh.sort();
         // The soonest a fresh batch turns stale frees a slot.
         fresh.first().copied()
+    }
+
+    /// Until when each batch of `sent` that is in flight in usual time
+    /// counts as such.
+    fn fresh(&self, sent: &[(u64, Instant)]) -> Vec<Instant> {
+        let stale = stale_after(*self.round_trip.lock());
+        let now = Instant::now();
+        sent.iter()
+            .map(|(_, at)| *at + stale)
+            .filter(|until| *until > now)
+            .collect()
+    }
+
+    /// Whether a batch is in flight in usual time.
+    fn any_fresh(&self) -> bool {
+        !self.fresh(&self.sent.lock()).is_empty()
     }
 
     fn start(&self, batch: u64) {
@@ -196,12 +230,21 @@ async fn run_forwarder(mut rx: mpsc::Receiver<ForwardJob>, client: Arc<ClusterCl
     let in_flight = Arc::new(InFlight::default());
     let mut next_batch = 0u64;
     while let Some(first) = rx.recv().await {
-        // Wait for a slot; the queue fills meanwhile, and that is the batch.
-        while let Some(look_again) = in_flight.next_slot() {
+        // Wait for a slot, taking in what queues meanwhile: that is the
+        // batch (and enough of it is a slot of its own, see `next_slot`).
+        let mut batch = vec![first];
+        let mut closed = false;
+        while let Some(look_again) = in_flight.next_slot(batch.len()) {
             let returned = in_flight.returned.notified();
             tokio::select! {
                 _ = returned => {}
                 _ = tokio::time::sleep_until(look_again.into()) => {}
+                job = rx.recv(), if !closed && batch.len() < MAX_FORWARD_BATCH => match job {
+                    Some(job) => batch.push(job),
+                    // Every sender is gone: send what is here as usual,
+                    // then the outer loop ends.
+                    None => closed = true,
+                },
             }
         }
         // One turn of the scheduler before packing: the callers a returning
@@ -209,7 +252,6 @@ async fn run_forwarder(mut rx: mpsc::Receiver<ForwardJob>, client: Arc<ClusterCl
         // writes, and would otherwise follow this one a round trip later.
         // A lone write loses only that turn (microseconds), never a timer.
         tokio::task::yield_now().await;
-        let mut batch = vec![first];
         while batch.len() < MAX_FORWARD_BATCH {
             match rx.try_recv() {
                 Ok(job) => batch.push(job),
@@ -236,6 +278,9 @@ async fn run_forwarder(mut rx: mpsc::Receiver<ForwardJob>, client: Arc<ClusterCl
             // Rare: send those alone rather than delay the batch.
             let client = client.clone();
             tokio::spawn(send_batch(client, job.addr.clone(), vec![job]));
+        }
+        if in_flight.any_fresh() {
+            RECENT_OVERLAPPING.record(same.len());
         }
         let number = next_batch;
         next_batch += 1;
