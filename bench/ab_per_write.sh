@@ -31,7 +31,9 @@ summary=bench/results/$stamp-ab.md
 for round in $(seq 1 "${ROUNDS:-2}"); do
   for side in a b; do
     bin=$1; [ "$side" = b ] && bin=$2
-    BIN=$bin OUT_DIR="$dir/$side-$round" OUT_MD="$dir/$side-$round.md" \
+    # No ceiling run (CEILING=0 unless set): the two binaries are each
+    # other's baseline.
+    CEILING=${CEILING:-0} BIN=$bin OUT_DIR="$dir/$side-$round" OUT_MD="$dir/$side-$round.md" \
       python3 bench/per_write.py > /dev/null
     rate=$(grep -oE '= [0-9,]+/s' "$dir/$side-$round.md" | head -1 | tr -d '= /s')
     cpu=$(grep -E '^\| \*\*group' "$dir/$side-$round.md" | awk -F'|' '{print $5}' | tr -d ' *')

@@ -19,9 +19,16 @@ and after the oha run it reads, per node process:
   /cluster/status   last_log_index (log entries appended)
 Acknowledged writes = the 2xx count of oha's status code distribution.
 
+Then, unless CEILING=0, the same oha run against `demo-app ceiling` (the same
+handlers with no session layer, one process) with its CPU per request
+(/proc/<pid>/stat) and oha's: CPU per request is far steadier on this shared
+machine than requests per second, so the table also gives the cluster's CPU
+per request as a ratio to the ceiling's, measured minutes apart at most.
+
 Environment: BIN (demo-app binary), OUT_MD, OUT_DIR; optional MODE (post |
 get, post), DURATION (oha's -z, 8s), CONNECTIONS (64), IDLE (s, 2; 0 skips),
-BENCH_BASE_PORT (4500), BENCH_CLUSTER_PORT (8500).
+CEILING (1; 0 skips the ceiling run), BENCH_BASE_PORT (4500; the ceiling
+listens on BENCH_BASE_PORT - 1), BENCH_CLUSTER_PORT (8500).
 """
 import http.client
 import json
@@ -46,6 +53,7 @@ CONNECTIONS = int(os.environ.get("CONNECTIONS", "64"))
 IDLE = float(os.environ.get("IDLE", "2"))
 BASE = int(os.environ.get("BENCH_BASE_PORT", "4500"))
 CLUSTER_BASE = int(os.environ.get("BENCH_CLUSTER_PORT", "8500"))
+CEILING = os.environ.get("CEILING", "1") != "0"
 TICK = os.sysconf("SC_CLK_TCK")
 LOG_BYTES = "session_raft_log_bytes_appended_total"
 NODES = 3
@@ -209,6 +217,35 @@ def oha(port, cookie, path):
     return ok, other, errors, data, cpu
 
 
+def ceiling_run(cookie, path):
+    """oha against `demo-app ceiling` as against the cluster: (answered
+    requests, seconds, the server's CPU s, oha's CPU s)."""
+    port = BASE - 1
+    server = subprocess.Popen([BIN, "ceiling", "--listen", f"127.0.0.1:{port}", "--log", "warn"])
+    try:
+        deadline = time.monotonic() + 30
+        while True:
+            try:
+                if request("GET", port, "/healthz")[0] == 200:
+                    break
+            except OSError:
+                pass
+            if time.monotonic() > deadline or server.poll() is not None:
+                sys.exit("the ceiling server did not start")
+            time.sleep(0.1)
+        before = cpu_ticks(server.pid)
+        ok, _, _, data, oha_cpu = oha(port, cookie, path)
+        server_cpu = (cpu_ticks(server.pid) - before) / TICK
+        return ok, data["summary"].get("total", 0.0), server_cpu, oha_cpu
+    finally:
+        server.terminate()
+        try:
+            server.wait(timeout=10)
+        except subprocess.TimeoutExpired:
+            server.kill()
+            server.wait()
+
+
 def fmt(x, spec=None):
     """A figure for the table: "-" for NaN, one decimal below 10."""
     if x != x:
@@ -251,6 +288,7 @@ def main():
                 cluster.stop()
     finally:
         shutil.rmtree(workdir, ignore_errors=True)
+    ceiling = ceiling_run(cookie, os.path.join(OUT_DIR, f"oha-{MODE}-ceiling.json")) if CEILING else None
 
     d = {i: {k: after[i][k] - before[i][k] for k in before[i]} for i in before}
     per = (lambda x: x / ok) if ok else (lambda x: float("nan"))
@@ -299,7 +337,21 @@ def main():
            f"(leader's {LOG_BYTES} over its {entries:,} appended entries; the log's "
            "record framing, snapshots and filesystem overhead are not included: they are in write_bytes)."
            if entries else "No log entries were appended during the run (reads only).",
-           "",
+           ""]
+    if ceiling:
+        c_ok, c_s, c_cpu, c_oha = ceiling
+        c_per = (lambda x: x / c_ok) if c_ok else (lambda x: float("nan"))
+        front = d[follower]["cpu"] / TICK
+        md += [f"Ceiling (`demo-app ceiling`: the same handlers, no session layer), the same oha run "
+               f"right after: {c_ok:,} requests in {c_s:.1f} s = {c_ok / c_s if c_s else 0:,.0f}/s; "
+               f"server {fmt(c_per(c_cpu) * 1e6)} µs/request, oha {fmt(c_per(c_oha) * 1e6)} µs/request. "
+               f"By CPU per request, ceiling / cluster: the node taking the requests "
+               f"{fmt(c_per(c_cpu) / per(front), '.2f')}x, the whole group "
+               f"{fmt(c_per(c_cpu) / per(total_cpu), '.2f')}x, group and oha against server and oha "
+               f"{fmt((c_per(c_cpu) + c_per(c_oha)) / (per(total_cpu) + per(oha_cpu)), '.2f')}x "
+               "(the requests/s ratio a run bound by these two cores would show).",
+               ""]
+    md += ["",
            "CPU = utime + stime of /proc/<pid>/stat; disk bytes = write_bytes of /proc/<pid>/io "
            "(what the node made the kernel write to storage: log records, snapshots, "
            "filesystem metadata, fsync'd); wchar = bytes "
