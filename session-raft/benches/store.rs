@@ -380,8 +380,9 @@ async fn read_phase<S: SessionStore + Clone>(
 /// puts on durable writes: a write is acknowledged only after a flush of
 /// the leader's log that began after it was appended, and `w` closed-loop
 /// writers never have more than `w` writes in one flush, so writes/s can
-/// not pass `w` times the flushes per second one log gets.
-fn fsync_probe() -> f64 {
+/// not pass `w` times the flushes per second one log gets (printed for each
+/// of `writers`).
+fn fsync_probe(writers: &[usize]) {
     let dir = match std::env::var_os("BENCH_DIR") {
         Some(parent) => tempfile::tempdir_in(parent).unwrap(),
         None => tempfile::tempdir().unwrap(),
@@ -412,7 +413,7 @@ fn fsync_probe() -> f64 {
             ms(max),
         );
     }
-    let bound: Vec<String> = WRITERS
+    let bound: Vec<String> = writers
         .iter()
         .map(|w| format!("{w} writers <= {:.0}/s", per_log * *w as f64))
         .collect();
@@ -420,7 +421,6 @@ fn fsync_probe() -> f64 {
         "disk bound on durable writes (flushes per log with three at once x writers): {}",
         bound.join(", ")
     );
-    per_log
 }
 
 /// 300 appends of 4 KiB to a new file at `path`, each followed by
@@ -668,7 +668,7 @@ fn main() {
         };
     }
     if params.storages.contains(&Storage::Durable) {
-        let _ = fsync_probe();
+        fsync_probe(&params.writers);
     }
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
