@@ -30,6 +30,7 @@ get, post), DURATION (oha's -z, 8s), CONNECTIONS (64), IDLE (s, 2; 0 skips),
 CEILING (1; 0 skips the ceiling run), BENCH_BASE_PORT (4500; the ceiling
 listens on BENCH_BASE_PORT - 1), BENCH_CLUSTER_PORT (8500).
 """
+import contextlib
 import http.client
 import json
 import os
@@ -197,6 +198,34 @@ def one_session(cluster):
     return leader, follower, by_id, roles, cookie.split(";", 1)[0]
 
 
+@contextlib.contextmanager
+def cluster_with_session(prefix):
+    """A started cluster (data in a temporary directory named after `prefix`,
+    its log in OUT_DIR/cluster.log) and one session: yields (cluster, leader,
+    follower, by_id, roles, cookie) as `one_session` gives them; stops every
+    node and removes the directory afterwards, whatever happened."""
+    os.makedirs(OUT_DIR, exist_ok=True)
+    workdir = tempfile.mkdtemp(prefix=prefix)
+    try:
+        with open(os.path.join(OUT_DIR, "cluster.log"), "w") as log:
+            cluster = Cluster(workdir, log)
+            try:
+                yield (cluster, *one_session(cluster))
+            finally:
+                cluster.stop()
+    finally:
+        shutil.rmtree(workdir, ignore_errors=True)
+
+
+def write_report(md):
+    """Writes the report's lines `md` to OUT_MD and prints them."""
+    text = "\n".join(md) + "\n"
+    with open(OUT_MD, "w") as f:
+        f.write(text)
+    print(text)
+    print(f"written: {OUT_MD}", file=sys.stderr)
+
+
 def oha(port, cookie, path):
     # -w: requests in flight at the deadline are waited for, not aborted
     # (an aborted write may still commit, and would cost without counting).
@@ -260,34 +289,24 @@ def main():
     if MODE not in ("post", "get"):
         sys.exit(f"MODE must be post or get, not {MODE!r}")
     signal.signal(signal.SIGTERM, lambda *_: sys.exit("terminated"))
-    os.makedirs(OUT_DIR, exist_ok=True)
-    workdir = tempfile.mkdtemp(prefix="per-write-")
     unit = "write" if MODE == "post" else "read"
-    try:
-        with open(os.path.join(OUT_DIR, "cluster.log"), "w") as log:
-            cluster = Cluster(workdir, log)
-            try:
-                leader, follower, by_id, roles, cookie = one_session(cluster)
-                idle = {}
-                if IDLE > 0:
-                    s0, t0 = snapshot(cluster.nodes), time.monotonic()
-                    time.sleep(IDLE)
-                    s1, idle_s = snapshot(cluster.nodes), time.monotonic() - t0
-                    idle = {i: (s1[i]["cpu"] - s0[i]["cpu"]) / TICK / idle_s for i in s0}
-                print(f"== {MODE.upper()} through follower node-{follower} (leader node-{leader}), "
-                      f"{CONNECTIONS} connections, {DURATION}", file=sys.stderr, flush=True)
-                before, t0 = snapshot(cluster.nodes), time.monotonic()
-                ok, other, errors, data, oha_cpu = oha(by_id[follower]["port"], cookie,
-                                                        os.path.join(OUT_DIR, f"oha-{MODE}.json"))
-                elapsed = time.monotonic() - t0
-                after = snapshot(cluster.nodes)
-                end_leader = status(by_id[follower]["port"]).get("leader_id")
-                _, body, _ = request("GET", by_id[follower]["port"], "/api/counter", cookie)
-                final_count = json.loads(body)["count"]
-            finally:
-                cluster.stop()
-    finally:
-        shutil.rmtree(workdir, ignore_errors=True)
+    with cluster_with_session("per-write-") as (cluster, leader, follower, by_id, roles, cookie):
+        idle = {}
+        if IDLE > 0:
+            s0, t0 = snapshot(cluster.nodes), time.monotonic()
+            time.sleep(IDLE)
+            s1, idle_s = snapshot(cluster.nodes), time.monotonic() - t0
+            idle = {i: (s1[i]["cpu"] - s0[i]["cpu"]) / TICK / idle_s for i in s0}
+        print(f"== {MODE.upper()} through follower node-{follower} (leader node-{leader}), "
+              f"{CONNECTIONS} connections, {DURATION}", file=sys.stderr, flush=True)
+        before, t0 = snapshot(cluster.nodes), time.monotonic()
+        ok, other, errors, data, oha_cpu = oha(by_id[follower]["port"], cookie,
+                                                os.path.join(OUT_DIR, f"oha-{MODE}.json"))
+        elapsed = time.monotonic() - t0
+        after = snapshot(cluster.nodes)
+        end_leader = status(by_id[follower]["port"]).get("leader_id")
+        _, body, _ = request("GET", by_id[follower]["port"], "/api/counter", cookie)
+        final_count = json.loads(body)["count"]
     ceiling = ceiling_run(cookie, os.path.join(OUT_DIR, f"oha-{MODE}-ceiling.json")) if CEILING else None
 
     d = {i: {k: after[i][k] - before[i][k] for k in before[i]} for i in before}
@@ -358,11 +377,7 @@ def main():
            "handed to write-like system calls (sockets included); 'net of idle' subtracts each "
            f"node's CPU rate over {IDLE:g} s of no load before the run (heartbeats, timers) times "
            "the run's length."]
-    text = "\n".join(md) + "\n"
-    with open(OUT_MD, "w") as f:
-        f.write(text)
-    print(text)
-    print(f"written: {OUT_MD}", file=sys.stderr)
+    write_report(md)
     if ok == 0:
         sys.exit(f"no acknowledged {unit}s")
 

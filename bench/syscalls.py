@@ -24,13 +24,12 @@ import shutil
 import signal
 import subprocess
 import sys
-import tempfile
 import time
 
 os.environ.setdefault("BENCH_BASE_PORT", "4950")
 os.environ.setdefault("BENCH_CLUSTER_PORT", "8950")
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-import per_write as pw  # noqa: E402  (its Cluster and one_session)
+import per_write as pw  # noqa: E402  (its cluster_with_session, write_report)
 
 DURATION = os.environ.get("DURATION", "8s")
 CONNECTIONS = int(os.environ.get("CONNECTIONS", "64"))
@@ -61,8 +60,6 @@ def counts(path):
 def main():
     if shutil.which("perf") is None:
         sys.exit("perf is not installed (bench/syscalls.sh installs Debian's linux-perf)")
-    os.makedirs(pw.OUT_DIR, exist_ok=True)
-    workdir = tempfile.mkdtemp(prefix="syscalls-")
     method = "GET" if MODE == "get" else "POST"
     noun = "read" if MODE == "get" else "write"
     md = [f"# System calls and context switches per {noun}, per node",
@@ -71,29 +68,21 @@ def main():
           f"shared by the nodes and oha; {method} through a follower, one session cookie, "
           f"{CONNECTIONS} connections, {DURATION}. Command: `MODE={MODE} DURATION={DURATION} "
           f"CONNECTIONS={CONNECTIONS} bench/syscalls.sh`.", ""]
-    try:
-        with open(os.path.join(pw.OUT_DIR, "cluster.log"), "w") as log:
-            cluster = pw.Cluster(workdir, log)
-            try:
-                _, follower, by_id, roles, cookie = pw.one_session(cluster)
-                files = {i: os.path.join(pw.OUT_DIR, f"perf-node-{i}.csv") for i in by_id}
-                perfs = {i: start_counting(n["pid"], files[i]) for i, n in by_id.items()}
-                time.sleep(0.3)  # attached before the load starts
-                oha_json = os.path.join(pw.OUT_DIR, "oha.json")
-                with open(oha_json, "w") as out:
-                    subprocess.run(["oha", "-z", DURATION, "-w", "-c", str(CONNECTIONS), "-m",
-                                    method, "--no-tui", "--output-format", "json", "-H",
-                                    f"Cookie: {cookie}",
-                                    f"http://127.0.0.1:{by_id[follower]['port']}/api/counter"],
-                                   stdout=out, check=True)
-                for p in perfs.values():
-                    p.send_signal(signal.SIGINT)
-                for p in perfs.values():
-                    p.wait(timeout=10)
-            finally:
-                cluster.stop()
-    finally:
-        shutil.rmtree(workdir, ignore_errors=True)
+    with pw.cluster_with_session("syscalls-") as (_, _, follower, by_id, roles, cookie):
+        files = {i: os.path.join(pw.OUT_DIR, f"perf-node-{i}.csv") for i in by_id}
+        perfs = {i: start_counting(n["pid"], files[i]) for i, n in by_id.items()}
+        time.sleep(0.3)  # attached before the load starts
+        oha_json = os.path.join(pw.OUT_DIR, "oha.json")
+        with open(oha_json, "w") as out:
+            subprocess.run(["oha", "-z", DURATION, "-w", "-c", str(CONNECTIONS), "-m",
+                            method, "--no-tui", "--output-format", "json", "-H",
+                            f"Cookie: {cookie}",
+                            f"http://127.0.0.1:{by_id[follower]['port']}/api/counter"],
+                           stdout=out, check=True)
+        for p in perfs.values():
+            p.send_signal(signal.SIGINT)
+        for p in perfs.values():
+            p.wait(timeout=10)
     with open(oha_json) as f:
         data = json.load(f)
     ok = sum(n for code, n in data.get("statusCodeDistribution", {}).items()
@@ -111,10 +100,7 @@ def main():
     md += ["", f"Per {noun}: each count over the whole run (perf attached from before the "
            "load until its end, so idle heartbeats are included) divided by the 2xx answers. "
            "`-` means the event could not be counted here (no tracepoint access?)."]
-    with open(pw.OUT_MD, "w") as f:
-        f.write("\n".join(md) + "\n")
-    print("\n".join(md))
-    print(f"\nwritten: {pw.OUT_MD}")
+    pw.write_report(md)
 
 
 if __name__ == "__main__":

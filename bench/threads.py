@@ -20,14 +20,12 @@ import json
 import os
 import subprocess
 import sys
-import tempfile
-import shutil
 import time
 
 os.environ.setdefault("BENCH_BASE_PORT", "4900")
 os.environ.setdefault("BENCH_CLUSTER_PORT", "8900")
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-import per_write as pw  # noqa: E402  (its Cluster and one_session)
+import per_write as pw  # noqa: E402  (its cluster_with_session, write_report)
 
 LEVELS = [int(c) for c in os.environ.get("LEVELS", "1 64").split()]
 DURATION = os.environ.get("DURATION", "5s")
@@ -73,8 +71,6 @@ def run_level(port, cookie, connections):
 
 
 def main():
-    os.makedirs(pw.OUT_DIR, exist_ok=True)
-    workdir = tempfile.mkdtemp(prefix="threads-")
     tick = os.sysconf("SC_CLK_TCK")
     md = ["# CPU and context switches per write, per node thread",
           "",
@@ -82,46 +78,35 @@ def main():
           f"shared by the nodes and oha; POST through a follower, one session cookie, "
           f"{DURATION} per level. Command: `LEVELS=\"{' '.join(map(str, LEVELS))}\" "
           f"DURATION={DURATION} bench/threads.sh`.", ""]
-    try:
-        with open(os.path.join(pw.OUT_DIR, "cluster.log"), "w") as log:
-            cluster = pw.Cluster(workdir, log)
-            try:
-                _, follower, by_id, roles, cookie = pw.one_session(cluster)
-                for connections in LEVELS:
-                    before = {i: threads(n["pid"]) for i, n in by_id.items()}
-                    ok, data = run_level(by_id[follower]["port"], cookie, connections)
-                    after = {i: threads(n["pid"]) for i, n in by_id.items()}
-                    lat = data.get("latencyPercentiles", {})
-                    md += [f"## {connections} connection{'s' if connections > 1 else ''}: "
-                           f"{ok / data['summary']['total']:,.0f} writes/s, "
-                           f"p50 {lat.get('p50', 0) * 1e3:.2f} ms", "",
-                           "| node | role | thread | CPU µs/write | voluntary switches/write "
-                           "| involuntary/write |", "|---|---|---|---:|---:|---:|"]
-                    for i in sorted(by_id):
-                        total = [0.0, 0, 0]
-                        for name, end in sorted(after[i].items()):
-                            start = before[i].get(name, [0, 0, 0])
-                            d = [e - s for e, s in zip(end, start)]
-                            total = [t + x for t, x in zip(total, d)]
-                            if any(d) and ok:
-                                md.append(f"| node-{i} | {roles[i]} | {name} | "
-                                          f"{d[0] / tick * 1e6 / ok:.1f} | {d[1] / ok:.2f} | "
-                                          f"{d[2] / ok:.2f} |")
-                        if ok:
-                            md.append(f"| node-{i} | {roles[i]} | **all** | "
-                                      f"**{total[0] / tick * 1e6 / ok:.1f}** | "
-                                      f"**{total[1] / ok:.2f}** | {total[2] / ok:.2f} |")
-                    md.append("")
-            finally:
-                cluster.stop()
-    finally:
-        shutil.rmtree(workdir, ignore_errors=True)
+    with pw.cluster_with_session("threads-") as (_, _, follower, by_id, roles, cookie):
+        for connections in LEVELS:
+            before = {i: threads(n["pid"]) for i, n in by_id.items()}
+            ok, data = run_level(by_id[follower]["port"], cookie, connections)
+            after = {i: threads(n["pid"]) for i, n in by_id.items()}
+            lat = data.get("latencyPercentiles", {})
+            md += [f"## {connections} connection{'s' if connections > 1 else ''}: "
+                   f"{ok / data['summary']['total']:,.0f} writes/s, "
+                   f"p50 {lat.get('p50', 0) * 1e3:.2f} ms", "",
+                   "| node | role | thread | CPU µs/write | voluntary switches/write "
+                   "| involuntary/write |", "|---|---|---|---:|---:|---:|"]
+            for i in sorted(by_id):
+                total = [0.0, 0, 0]
+                for name, end in sorted(after[i].items()):
+                    start = before[i].get(name, [0, 0, 0])
+                    d = [e - s for e, s in zip(end, start)]
+                    total = [t + x for t, x in zip(total, d)]
+                    if any(d) and ok:
+                        md.append(f"| node-{i} | {roles[i]} | {name} | "
+                                  f"{d[0] / tick * 1e6 / ok:.1f} | {d[1] / ok:.2f} | "
+                                  f"{d[2] / ok:.2f} |")
+                if ok:
+                    md.append(f"| node-{i} | {roles[i]} | **all** | "
+                              f"**{total[0] / tick * 1e6 / ok:.1f}** | "
+                              f"**{total[1] / ok:.2f}** | {total[2] / ok:.2f} |")
+            md.append("")
     md += ["CPU from utime+stime of each thread (clock ticks, so short runs at one "
            "connection are coarse); threads of one name are summed."]
-    with open(pw.OUT_MD, "w") as f:
-        f.write("\n".join(md) + "\n")
-    print("\n".join(md))
-    print(f"\nwritten: {pw.OUT_MD}")
+    pw.write_report(md)
 
 
 if __name__ == "__main__":
